@@ -1,0 +1,84 @@
+"""People: users with a role, teams, and the agents who work tickets."""
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+
+class BaseModel(models.Model):
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class Team(BaseModel):
+    name = models.CharField(max_length=100, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class User(AbstractUser):
+    class Role(models.TextChoices):
+        REQUESTER = "requester", "Requester"
+        AGENT = "agent", "Agent"
+        SUPERVISOR = "supervisor", "Supervisor"
+        INTEGRATION = "integration", "Integration"
+
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.REQUESTER)
+    # Agents work the tickets of these teams; supervisors oversee them.
+    teams = models.ManyToManyField(Team, related_name="members", blank=True)
+
+    class Meta(AbstractUser.Meta):
+        swappable = "AUTH_USER_MODEL"
+
+    @property
+    def is_requester(self) -> bool:
+        return self.role == self.Role.REQUESTER
+
+    @property
+    def is_agent(self) -> bool:
+        return self.role == self.Role.AGENT
+
+    @property
+    def is_supervisor(self) -> bool:
+        return self.role == self.Role.SUPERVISOR
+
+    @property
+    def is_integration(self) -> bool:
+        return self.role == self.Role.INTEGRATION
+
+
+class Agent(BaseModel):
+    class Status(models.TextChoices):
+        ONLINE = "online", "Online"
+        AWAY = "away", "Away"
+        OFFLINE = "offline", "Offline"
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="agent")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OFFLINE)
+    status_changed_at = models.DateTimeField(default=timezone.now)
+    capacity = models.PositiveIntegerField(default=5)
+    # Number of tickets assigned to this agent right now. Kept by the service
+    # layer under the agent's row lock, so the dispatcher reads load without
+    # counting tickets.
+    active_count = models.PositiveIntegerField(default=0)
+    last_assigned_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["user__username"]
+        indexes = [models.Index(fields=["status", "status_changed_at"], name="agent_status_idx")]
+
+    def __str__(self) -> str:
+        return self.user.username
+
+    @property
+    def username(self) -> str:
+        return self.user.username
