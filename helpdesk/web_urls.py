@@ -1,0 +1,7 @@
+"""Server-rendered pages: customer portal, agent workbench, supervisor views."""
+from django.urls import path
+from django.views.generic import RedirectView
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/admin/", permanent=False), name="home"),
+]
