@@ -209,3 +209,27 @@ def ticket_advance(ticket: Ticket, *, state: str | None, assignee: User | None =
     if state not in (TicketState.ASSIGNED, TicketState.RESOLVED, TicketState.CLOSED):
         raise ValueError(f"Unknown ticket state {state!r}.")
     return Ticket.objects.get(pk=ticket.pk)
+
+
+# -- assertion helpers ------------------------------------------------------------
+
+
+def ticket_row(ticket_or_id: Ticket | int) -> dict[str, Any]:
+    """The ticket's stored row (fresh from the DB), exclusions included, for
+    before/after comparisons."""
+    from django.forms.models import model_to_dict
+
+    pk = ticket_or_id.pk if isinstance(ticket_or_id, Ticket) else ticket_or_id
+    row = model_to_dict(Ticket.objects.get(pk=pk))
+    row["excluded_agents"] = sorted(u.pk for u in row["excluded_agents"])
+    row["updated_at"] = Ticket.objects.values_list("updated_at", flat=True).get(pk=pk)
+    return row
+
+
+def event_trail(ticket_or_id: Ticket | int) -> list[tuple[str, str, str]]:
+    """``(kind, from_state, to_state)`` of a ticket's events, oldest first."""
+    from tickets.models import TicketEvent
+
+    pk = ticket_or_id.pk if isinstance(ticket_or_id, Ticket) else ticket_or_id
+    return list(TicketEvent.objects.filter(ticket_id=pk).order_by("id")
+                .values_list("kind", "from_state", "to_state"))

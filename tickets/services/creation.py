@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -76,7 +77,8 @@ def _clean_value(field: TicketTypeField, value: Any) -> Any:
         if isinstance(value, bool):
             raise ValueError("Must be a number.")
         if isinstance(value, (int, float)):
-            if isinstance(value, float) and value != value:  # NaN
+            # NaN and infinities are not JSON: storing one would fail the row.
+            if isinstance(value, float) and not math.isfinite(value):
                 raise ValueError("Must be a number.")
             return value
         if isinstance(value, str):
