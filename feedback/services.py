@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from agents.models import User
 from feedback.models import Feedback
-from tickets.errors import InvalidTransition, ValidationFailed
+from tickets.errors import InvalidTransition
 from tickets.locks import ticket_lock
 from tickets.models import Ticket, TicketEvent, TicketState
 from tickets.services.common import (

@@ -101,6 +101,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "helpdesk.context_processors.orderly",
             ],
         },
     },
@@ -184,6 +185,8 @@ SPECTACULAR_SETTINGS = {
 # Orderly's own rules.
 ORDERLY_SWEEP_SECONDS = env_int("ORDERLY_SWEEP_SECONDS", 15)
 ORDERLY_AWAY_GRACE_MINUTES = env_int("ORDERLY_AWAY_GRACE_MINUTES", 10)
+# Length of a configured minute in real seconds (demos and system tests shorten it).
+ORDERLY_SECONDS_PER_MINUTE = float(env_str("ORDERLY_SECONDS_PER_MINUTE", "60"))
 ORDERLY_SWEEP_BATCH = env_int("ORDERLY_SWEEP_BATCH", 500)
 ORDERLY_DISPATCH_BATCH = env_int("ORDERLY_DISPATCH_BATCH", 500)
 ORDERLY_PAGE_SIZE = env_int("ORDERLY_PAGE_SIZE", 50)

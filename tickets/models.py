@@ -11,6 +11,7 @@ from django.utils import timezone
 from django_fsm import ConcurrentTransitionMixin, FSMField, FSMModelMixin, transition
 
 from agents.models import BaseModel, Team
+from tickets import clock
 
 MAX_PRIORITY = 5
 MIN_PRIORITY = 1
@@ -96,11 +97,11 @@ class TicketType(BaseModel):
 
     @property
     def time_limit(self) -> timedelta:
-        return timedelta(minutes=self.time_limit_minutes)
+        return clock.minutes(self.time_limit_minutes)
 
     @property
     def feedback_window(self) -> timedelta:
-        return timedelta(hours=self.feedback_window_hours)
+        return clock.hours(self.feedback_window_hours)
 
 
 class TicketTypeField(models.Model):

@@ -24,7 +24,6 @@ from tickets.models import (
 )
 from tickets.services.common import (
     clean_text,
-    event_record,
     nudge,
     on_commit_dispatch,
     raise_if,

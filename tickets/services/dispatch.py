@@ -32,7 +32,6 @@ from tickets.locks import agents_lock, dispatch_lock, ticket_lock
 from tickets.models import Ticket, TicketEvent, TicketState
 from tickets.services.common import (
     agent_load_change,
-    event_record,
     on_commit_dispatch,
     require_role,
     require_visible,

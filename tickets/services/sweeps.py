@@ -6,7 +6,6 @@ work is still due: two sweeps running at once handle every ticket once.
 """
 from __future__ import annotations
 
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -14,6 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from agents.models import Agent, User
+from tickets import clock
 from tickets.locks import agents_lock, ticket_lock
 from tickets.models import BREACHABLE_STATES, MAX_PRIORITY, Ticket, TicketEvent, TicketState
 from tickets.services.common import agent_load_change, event_record, notify_users, on_commit_dispatch
@@ -148,7 +148,7 @@ def lock_expiry_sweep() -> int:
 
 
 def _away_cutoff(now):
-    return now - timedelta(minutes=settings.ORDERLY_AWAY_GRACE_MINUTES)
+    return now - clock.minutes(settings.ORDERLY_AWAY_GRACE_MINUTES)
 
 
 def away_reclaim_ids(now=None) -> list[int]:

@@ -2,14 +2,13 @@
 resolve, cancel, public comments and internal notes."""
 from __future__ import annotations
 
-import math
-from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
 from agents.models import User
+from tickets import clock
 from tickets.errors import InvalidTransition, LockExceedsTimeLeft, ValidationFailed
 from tickets.locks import agents_lock, ticket_lock
 from tickets.models import MAX_PRIORITY, OPEN_STATES, Ticket, TicketEvent, TicketState
@@ -36,8 +35,7 @@ def lock_max_minutes(ticket: Ticket, now) -> int:
     passed), capped by the type's ``max_lock_minutes``."""
     if ticket.due_at is None:
         return 0
-    seconds_left = (ticket.due_at - now).total_seconds()
-    left = max(0, math.floor(seconds_left / 60)) if seconds_left > 0 else 0
+    left = clock.whole_minutes(ticket.due_at - now)
     cap = ticket.ticket_type.max_lock_minutes
     return min(left, cap) if cap else left
 
@@ -59,7 +57,7 @@ def ticket_lock_acquire(*, ticket_id: int, by: User, minutes: Any) -> Ticket:
     if ticket.state != TicketState.ASSIGNED:
         raise InvalidTransition(ticket.state, "lock")
     now = timezone.now()
-    period = timedelta(minutes=minutes)
+    period = clock.minutes(minutes)
     cap = ticket.ticket_type.max_lock_minutes
     if ticket.due_at is None or period > ticket.due_at - now or (cap and minutes > cap):
         raise LockExceedsTimeLeft(lock_max_minutes(ticket, now))
