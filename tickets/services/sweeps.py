@@ -23,6 +23,21 @@ def _batch() -> int:
     return settings.ORDERLY_SWEEP_BATCH
 
 
+def _drain(ids_of, handle, max_batches: int = 100) -> int:
+    """Handle due ids batch after batch until a batch comes back short.
+
+    A ticket that ``handle`` declines (no longer due) is not selected again
+    by ``ids_of``, so the loop ends; ``max_batches`` bounds one run anyway.
+    """
+    done = 0
+    for _ in range(max_batches):
+        ids = ids_of()
+        done += sum(bool(handle(ticket_id=tid)) for tid in ids)
+        if len(ids) < _batch():
+            break
+    return done
+
+
 # -- breach ---------------------------------------------------------------------
 
 
@@ -107,7 +122,7 @@ def ticket_breach(*, ticket_id: int) -> bool:
 
 
 def breach_sweep() -> int:
-    return sum(ticket_breach(ticket_id=tid) for tid in breach_due_ids())
+    return _drain(breach_due_ids, ticket_breach)
 
 
 # -- lock expiry ------------------------------------------------------------------
@@ -141,7 +156,7 @@ def ticket_lock_expire(*, ticket_id: int) -> bool:
 
 
 def lock_expiry_sweep() -> int:
-    return sum(ticket_lock_expire(ticket_id=tid) for tid in lock_expired_ids())
+    return _drain(lock_expired_ids, ticket_lock_expire)
 
 
 # -- away reclaim -----------------------------------------------------------------
@@ -190,7 +205,7 @@ def ticket_reclaim(*, ticket_id: int) -> bool:
 
 
 def away_reclaim_sweep() -> int:
-    return sum(ticket_reclaim(ticket_id=tid) for tid in away_reclaim_ids())
+    return _drain(away_reclaim_ids, ticket_reclaim)
 
 
 # -- auto-close -------------------------------------------------------------------
@@ -219,4 +234,4 @@ def ticket_auto_close(*, ticket_id: int) -> bool:
 
 
 def auto_close_sweep() -> int:
-    return sum(ticket_auto_close(ticket_id=tid) for tid in auto_close_ids())
+    return _drain(auto_close_ids, ticket_auto_close)
