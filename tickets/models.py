@@ -433,3 +433,6 @@ class IdempotencyKey(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["user", "key"], name="idempotency_unique_user_key")
         ]
+
+
+from tickets.delivery_models import Delivery  # noqa: E402,F401  (registered with the app)
