@@ -158,6 +158,14 @@ ORDERLY_MAX_BODY_BYTES = 1024 * 1024
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "orderly@localhost")
+# SMTP (with EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend).
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "") if os.environ.get("EMAIL_HOST_USER") else ""
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"
@@ -190,6 +198,14 @@ ORDERLY_SECONDS_PER_MINUTE = float(env_str("ORDERLY_SECONDS_PER_MINUTE", "60"))
 ORDERLY_SWEEP_BATCH = env_int("ORDERLY_SWEEP_BATCH", 500)
 ORDERLY_DISPATCH_BATCH = env_int("ORDERLY_DISPATCH_BATCH", 500)
 ORDERLY_PAGE_SIZE = env_int("ORDERLY_PAGE_SIZE", 50)
+ORDERLY_DELIVERY_ATTEMPTS = env_int("ORDERLY_DELIVERY_ATTEMPTS", 5)
+ORDERLY_DELIVERY_BACKOFF_SECONDS = env_int("ORDERLY_DELIVERY_BACKOFF_SECONDS", 10)
+ORDERLY_WEBHOOK_TIMEOUT_SECONDS = env_int("ORDERLY_WEBHOOK_TIMEOUT_SECONDS", 10)
+# Hosts outgoing callbacks and webhooks may reach (comma-separated; empty = any).
+ORDERLY_OUTBOUND_ALLOWED_HOSTS = env_list("ORDERLY_OUTBOUND_ALLOWED_HOSTS", [])
+ORDERLY_OUTBOUND_MAX_RESPONSE_BYTES = env_int("ORDERLY_OUTBOUND_MAX_RESPONSE_BYTES", 64 * 1024)
+# Where people reach the site: links in emails.
+ORDERLY_BASE_URL = env_str("ORDERLY_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 # Celery: kombu's filesystem transport (no server) unless CELERY_BROKER_URL names one.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
@@ -234,6 +250,7 @@ CELERY_BEAT_SCHEDULE = {
         "away-reclaim-sweep": "tickets.away_reclaim_sweep",
         "auto-close-sweep": "tickets.auto_close_sweep",
         "callback-sweep": "tickets.callback_sweep",
+        "delivery-sweep": "tickets.delivery_sweep",
     }.items()
 }
 

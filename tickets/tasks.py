@@ -64,3 +64,21 @@ def callback_sweep_task() -> int:
     for ticket_id in ids:
         callback_task.delay(ticket_id=ticket_id)
     return len(ids)
+
+
+@shared_task(name="tickets.delivery_send", **TASK_OPTIONS)
+def delivery_send_task(*, delivery_id: int) -> str | None:
+    from tickets.services.deliveries import delivery_send
+
+    return delivery_send(delivery_id=delivery_id)
+
+
+@shared_task(name="tickets.delivery_sweep", **TASK_OPTIONS)
+def delivery_sweep_task() -> int:
+    """Send every pending delivery whose next attempt is due (lost nudges included)."""
+    from tickets.services.deliveries import delivery_due_ids
+
+    ids = delivery_due_ids()
+    for delivery_id in ids:
+        delivery_send_task.delay(delivery_id=delivery_id)
+    return len(ids)

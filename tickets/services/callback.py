@@ -8,8 +8,6 @@ else moved the ticket meanwhile.
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 from datetime import timedelta
@@ -20,14 +18,10 @@ from django.utils import timezone
 
 from tickets.locks import ticket_lock
 from tickets.models import Ticket, TicketEvent, TicketState
+from tickets.outbound import OutboundRefused, post_json
 from tickets.services.common import event_record, notify_users, nudge, on_commit_dispatch
 
 logger = logging.getLogger(__name__)
-MAX_RESPONSE_BYTES = 64 * 1024
-
-
-def sign(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 def _claim(ticket_id: int) -> tuple[Ticket, int] | None:
@@ -55,22 +49,18 @@ def _post(ticket: Ticket) -> tuple[str, str, str]:
 
     ttype = ticket.ticket_type
     body = json.dumps({"ticket": ticket_payload(ticket)}, separators=(",", ":")).encode()
-    headers = {"Content-Type": "application/json"}
-    if ttype.secret:
-        headers["X-Orderly-Signature"] = sign(ttype.secret, body)
     try:
-        response = requests.post(
-            ttype.callback_url, data=body, headers=headers,
-            timeout=ttype.callback_timeout_seconds, allow_redirects=False, stream=True,
-        )
-        raw = response.raw.read(MAX_RESPONSE_BYTES + 1, decode_content=True)
-        response.close()
+        answer_raw = post_json(ttype.callback_url, body, secret=ttype.secret,
+                               timeout=ttype.callback_timeout_seconds)
+    except OutboundRefused as exc:
+        return "failed", "", f"refused: {exc}"
     except requests.RequestException as exc:
-        return "failed", "", f"{type(exc).__name__}: {exc}"[:500]
-    if not 200 <= response.status_code < 300:
-        return "failed", "", f"HTTP {response.status_code}"
-    if len(raw) > MAX_RESPONSE_BYTES:
+        return "failed", "", type(exc).__name__
+    if not 200 <= answer_raw.status < 300:
+        return "failed", "", f"HTTP {answer_raw.status}"
+    if answer_raw.truncated:
         return "failed", "", "response too large"
+    raw = answer_raw.body
     try:
         answer = json.loads(raw)
     except ValueError:

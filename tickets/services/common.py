@@ -29,7 +29,7 @@ def event_record(
     kwargs: dict[str, Any] = {}
     if at is not None:
         kwargs["at"] = at
-    return TicketEvent.objects.create(
+    event = TicketEvent.objects.create(
         ticket=ticket,
         kind=kind,
         actor=by,
@@ -38,6 +38,15 @@ def event_record(
         details=details or {},
         **kwargs,
     )
+    events_deliver(ticket, [event])
+    return event
+
+
+def events_deliver(ticket: Ticket, events: list[TicketEvent]) -> None:
+    """Record the webhook deliveries these events call for (if any)."""
+    from tickets.services.deliveries import webhooks_for_events
+
+    webhooks_for_events(ticket, events)
 
 
 def notify_users(
@@ -55,12 +64,16 @@ def notify_users(
     rows = Notification.objects.bulk_create(
         [Notification(user_id=uid, ticket=ticket, kind=kind, message=message, **extra) for uid in ids]
     )
+    from tickets.services.deliveries import emails_for_notification
+
+    emails = emails_for_notification(ticket, ids, kind, message)
     event_record(
         ticket=ticket,
         kind=TicketEvent.Kind.NOTIFIED,
         by=None,
         from_state=ticket.state,
-        details={"channel": "portal", "about": kind, "recipients": len(ids)},
+        details={"channels": ["portal"] + (["email"] if emails else []), "about": kind,
+                 "recipients": len(ids)},
         at=at,
     )
     return rows

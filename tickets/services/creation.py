@@ -24,6 +24,7 @@ from tickets.models import (
 )
 from tickets.services.common import (
     clean_text,
+    events_deliver,
     nudge,
     on_commit_dispatch,
     raise_if,
@@ -221,7 +222,7 @@ def _ticket_insert(*, by, requester, ticket_type, title, description, data, prio
                         from_state=TicketState.CALLBACK, to_state=TicketState.CALLBACK,
                         details={"url": ticket_type.callback_url}),
         ]
-        TicketEvent.objects.bulk_create(events)
+        events_deliver(ticket, TicketEvent.objects.bulk_create(events))
         from tickets.tasks import callback_task
 
         ticket_id = ticket.pk
@@ -229,7 +230,7 @@ def _ticket_insert(*, by, requester, ticket_type, title, description, data, prio
         return ticket
     ticket.enter_pool(now=now)
     ticket.save()
-    TicketEvent.objects.bulk_create(
+    events = TicketEvent.objects.bulk_create(
         [
             TicketEvent(ticket=ticket, kind=TicketEvent.Kind.CREATED, actor=by, at=now,
                         from_state="", to_state=TicketState.POOLED),
@@ -238,5 +239,6 @@ def _ticket_insert(*, by, requester, ticket_type, title, description, data, prio
                         details={"round": ticket.round, "due_at": ticket.due_at.isoformat()}),
         ]
     )
+    events_deliver(ticket, events)
     on_commit_dispatch()
     return ticket

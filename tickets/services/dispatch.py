@@ -32,6 +32,7 @@ from tickets.locks import agents_lock, dispatch_lock, ticket_lock
 from tickets.models import Ticket, TicketEvent, TicketState
 from tickets.services.common import (
     agent_load_change,
+    events_deliver,
     on_commit_dispatch,
     require_role,
     require_visible,
@@ -131,6 +132,8 @@ def _dispatch_batch(batch: int) -> int:
         for agent in touched.values():
             agent.save(update_fields=["active_count", "last_assigned_at", "updated_at"])
         TicketEvent.objects.bulk_create(events)
+        for event in events:
+            events_deliver(event.ticket, [event])
         return len(events)
 
 
@@ -195,6 +198,7 @@ def ticket_pull_next(*, by: User) -> Ticket | None:
             event = _assign(ticket, agent, now, by, {"via": "pull"})
             agent.save(update_fields=["active_count", "last_assigned_at", "updated_at"])
             event.save()
+            events_deliver(ticket, [event])
             return ticket
         start += chunk
 
@@ -232,6 +236,7 @@ def ticket_assign(*, ticket_id: int, agent_username: str, by: User, force: bool 
                                              "previous": _username(previous)})
     agent.save(update_fields=["active_count", "last_assigned_at", "updated_at"])
     event.save()
+    events_deliver(ticket, [event])
     if previous:
         agent_load_change(agents, previous, -1)
         on_commit_dispatch()
