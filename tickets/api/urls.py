@@ -1,7 +1,7 @@
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
-from tickets.api import views
+from tickets.api import deliveries, views
 
 v1 = [
     path("auth/token/", views.TokenView.as_view()),
@@ -26,6 +26,8 @@ v1 = [
     path("notifications/", views.NotificationListView.as_view()),
     path("notifications/read-all/", views.NotificationReadAllView.as_view()),
     path("notifications/<int:pk>/read/", views.NotificationReadView.as_view()),
+    path("deliveries/", deliveries.DeliveryListView.as_view()),
+    path("deliveries/<int:pk>/retry/", deliveries.DeliveryRetryView.as_view()),
 ]
 
 urlpatterns = [
