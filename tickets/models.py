@@ -326,7 +326,9 @@ class Ticket(ConcurrentTransitionMixin, FSMModelMixin, BaseModel):
     def resolve(self, *, now, result: str) -> None:
         self.result = result
         self.resolved_at = now
-        self.in_time = not self.round_breached
+        # Late once the deadline has passed, even if the breach sweep has not
+        # marked it yet: a delayed sweep must not make a late result in time.
+        self.in_time = not self.round_breached and (self.due_at is None or now < self.due_at)
         self.feedback_due_at = now + self.ticket_type.feedback_window
         self._clear_lock()
 
