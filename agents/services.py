@@ -24,8 +24,11 @@ def agent_set_status(*, by: User, status: Any) -> Agent:
         raise ValidationFailed({"status": ["Must be one of: online, away, offline."]})
     agent = agents_lock([by.pk]).get(by.pk) or Agent.objects.create(user=by)
     if agent.status != status:
+        # The away grace period counts from leaving ``online`` (DESIGN.md 1.9):
+        # moving between away and offline must not restart it.
+        if (agent.status == Agent.Status.ONLINE) != (status == Agent.Status.ONLINE):
+            agent.status_changed_at = timezone.now()
         agent.status = status
-        agent.status_changed_at = timezone.now()
         agent.save(update_fields=["status", "status_changed_at", "updated_at"])
         if status == Agent.Status.ONLINE:
             on_commit_dispatch()
