@@ -56,7 +56,11 @@ def ticket_feedback(
         raise InvalidTransition(detail="This resolution has already been answered.") from None
     if rating is not None:
         ticket.rating = rating
-    details = {"rating": rating, "comment": comment}
+    # The agent whose resolution is judged (None after a callback resolution):
+    # ratings and reopens count for them in the KPIs (agents/kpi.py).
+    resolver = (User.objects.filter(pk=ticket.assignee_id).values_list("username", flat=True)
+                .first() if ticket.assignee_id else None)
+    details = {"rating": rating, "comment": comment, "agent": resolver}
     if accepted:
         ticket.close(now=now)
         ticket.save(update_fields=["state", "closed_at", "feedback_due_at", "rating", "updated_at"])

@@ -226,10 +226,13 @@ def ticket_auto_close(*, ticket_id: int) -> bool:
     now = timezone.now()
     if ticket.state != TicketState.RESOLVED or ticket.feedback_due_at is None or ticket.feedback_due_at > now:
         return False
+    resolver = (User.objects.filter(pk=ticket.assignee_id).values_list("username", flat=True)
+                .first() if ticket.assignee_id else None)
     ticket.close(now=now)
     ticket.save(update_fields=["state", "closed_at", "feedback_due_at", "updated_at"])
+    # "agent": whose resolution closed unanswered (KPI reopen rate, agents/kpi.py).
     event_record(ticket=ticket, kind=TicketEvent.Kind.AUTO_CLOSED, by=None,
-                 from_state=TicketState.RESOLVED, at=now)
+                 from_state=TicketState.RESOLVED, at=now, details={"agent": resolver})
     return True
 
 

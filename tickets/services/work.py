@@ -142,6 +142,9 @@ def ticket_resolve(*, ticket_id: int, by: User, result: Any) -> Ticket:
     require_state(ticket, ticket.resolve, "resolve")
     now = timezone.now()
     agents = agents_lock([by.pk])
+    # This agent's stint, for the handle-time KPI (agents/kpi.py): earlier
+    # holders' time (hand-overs, reclaims) is not theirs.
+    handle_seconds = (now - ticket.assigned_at).total_seconds() if ticket.assigned_at else None
     ticket.resolve(now=now, result=result)
     ticket.save(update_fields=["state", "result", "resolved_at", "in_time", "feedback_due_at",
                                "locked_until", "locked_by", "updated_at"])
@@ -149,7 +152,8 @@ def ticket_resolve(*, ticket_id: int, by: User, result: Any) -> Ticket:
     agent_load_change(agents, by.pk, -1)
     event_record(
         ticket=ticket, kind=TicketEvent.Kind.RESOLVED, by=by, from_state=TicketState.ASSIGNED,
-        at=now, details={"in_time": ticket.in_time, "round": ticket.round, "agent": by.username},
+        at=now, details={"in_time": ticket.in_time, "round": ticket.round, "agent": by.username,
+                         "handle_seconds": handle_seconds},
     )
     notify_users(
         ticket=ticket, user_ids=[ticket.requester_id], kind="resolved", at=now,
