@@ -31,7 +31,6 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): requirements.txt requirements-dev.txt | $(VENV)/bin/python
-	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
@@ -48,7 +47,8 @@ demo: setup
 
 # honcho gives the first Procfile entry (web) the port; Ctrl-C stops all three.
 run: demo
-	PATH="$(BIN):$$PATH" $(BIN)/honcho start --procfile Procfile --port $(PORT)
+	PATH="$(BIN):$$PATH" ORDERLY_BASE_URL=$${ORDERLY_BASE_URL:-http://127.0.0.1:$(PORT)} \
+	  $(BIN)/honcho start --procfile Procfile --port $(PORT)
 
 test: $(STAMP)
 	$(PYTEST) -m "$(UNIT_MARKERS)"
