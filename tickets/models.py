@@ -264,6 +264,12 @@ class Ticket(ConcurrentTransitionMixin, FSMModelMixin, BaseModel):
                 condition=Q(state=TicketState.CALLBACK),
                 name="ticket_callback_due_idx",
             ),
+            # KPIs (agents/kpi.py): the open backlog per team and type, now.
+            models.Index(
+                fields=["team", "ticket_type"],
+                condition=Q(state__in=OPEN_STATES),
+                name="ticket_open_kpi_idx",
+            ),
             models.Index(fields=["assignee", "state"], name="ticket_assignee_state_idx"),
             models.Index(fields=["team", "-id"], name="ticket_team_idx"),
             models.Index(fields=["requester", "-id"], name="ticket_requester_idx"),
