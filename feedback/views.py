@@ -102,6 +102,14 @@ def _detail_page(request: HttpRequest, ticket: Ticket, *,
         "cancel": PortalCancelForm(prefix="cancel"),
         "feedback": FeedbackForm(prefix="feedback"),
     }
+    offered = {"comment": ticket.is_open, "cancel": ticket.is_open,
+               "feedback": ticket.state == TicketState.RESOLVED}
+    for name, form in (bound or {}).items():
+        if not offered.get(name):
+            # The form is not on the page (the ticket moved on): say why.
+            for msgs in form.errors.values():
+                for msg in msgs:
+                    messages.error(request, msg)
     forms.update(bound or {})
     data_rows = [(f.label or f.name, ticket.data.get(f.name))
                  for f in ticket.ticket_type.fields.all() if f.name in ticket.data]
@@ -111,9 +119,9 @@ def _detail_page(request: HttpRequest, ticket: Ticket, *,
         "events": events,
         "data_rows": data_rows,
         "forms": forms,
-        "can_comment": ticket.is_open,
-        "can_cancel": ticket.is_open,
-        "can_feedback": ticket.state == TicketState.RESOLVED,
+        "can_comment": offered["comment"],
+        "can_cancel": offered["cancel"],
+        "can_feedback": offered["feedback"],
     }, status=status)
 
 

@@ -136,8 +136,9 @@ def ticket_url_for(user: User, ticket_id: int) -> str:
 
 
 def _data_rows(ticket: Ticket) -> list[tuple[str, Any]]:
-    rows = [(f.label or f.name, ticket.data.get(f.name)) for f in ticket.ticket_type.fields.all()]
-    known = {f.name for f in ticket.ticket_type.fields.all()}
+    definitions = list(ticket.ticket_type.fields.all())
+    rows = [(f.label or f.name, ticket.data.get(f.name)) for f in definitions]
+    known = {f.name for f in definitions}
     rows += [(name, value) for name, value in ticket.data.items() if name not in known]
     return rows
 
