@@ -51,6 +51,7 @@ run: demo
 	  $(BIN)/honcho start --procfile Procfile --port $(PORT)
 
 test: $(STAMP)
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(PYTEST) -m "$(UNIT_MARKERS)"
 
 # Everything: the unit suite on SQLite, then again (with the PostgreSQL-only

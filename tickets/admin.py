@@ -11,6 +11,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
+from django.db import models
 from django.db.models import QuerySet
 
 from agents.models import User
@@ -110,6 +111,7 @@ class TicketTypeForm(forms.ModelForm):
 @admin.register(TicketType)
 class TicketTypeAdmin(admin.ModelAdmin):
     form = TicketTypeForm
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ("slug", "name", "team", "time_limit_minutes", "default_priority",
                     "on_breach", "callback_enabled", "channels")
     list_select_related = ("team",)
