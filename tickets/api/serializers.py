@@ -116,6 +116,11 @@ def notification_payload(notification: Notification) -> dict[str, Any]:
 
 # -- shapes for the schema ------------------------------------------------------
 
+# Bounds that keep a configured period inside a datetime (and an integer column).
+MAX_MINUTES = 2**31 - 1
+MAX_FEEDBACK_HOURS = 1_000_000
+MAX_FIELD_LENGTH = 1_000_000
+
 
 class ErrorSerializer(serializers.Serializer):
     code = serializers.CharField()
@@ -185,12 +190,13 @@ class TicketCreateSerializer(serializers.Serializer):
 
 
 class FieldSerializer(serializers.Serializer):
-    name = serializers.CharField()
-    label = serializers.CharField(required=False)
+    name = serializers.CharField(max_length=50)
+    label = serializers.CharField(required=False, allow_blank=True, max_length=200)
     kind = serializers.ChoiceField(choices=TicketTypeField.Kind.choices)
     required = serializers.BooleanField(required=False)
-    choices = serializers.ListField(child=serializers.CharField(), required=False)
-    max_length = serializers.IntegerField(allow_null=True, required=False)
+    choices = serializers.ListField(child=serializers.CharField(max_length=200), required=False)
+    max_length = serializers.IntegerField(allow_null=True, required=False, min_value=1,
+                                          max_value=MAX_FIELD_LENGTH)
 
 
 class TicketTypeSerializer(serializers.Serializer):
@@ -218,20 +224,25 @@ class TicketTypeSerializer(serializers.Serializer):
 
 
 class TicketTypeWriteSerializer(serializers.Serializer):
-    slug = serializers.CharField()
-    name = serializers.CharField()
-    team = serializers.CharField()
-    time_limit_minutes = serializers.IntegerField(min_value=1)
+    slug = serializers.CharField(max_length=50)
+    name = serializers.CharField(max_length=200)
+    team = serializers.CharField(max_length=100)
+    time_limit_minutes = serializers.IntegerField(min_value=1, max_value=MAX_MINUTES)
     default_priority = serializers.IntegerField(min_value=1, max_value=5, required=False)
-    max_lock_minutes = serializers.IntegerField(allow_null=True, min_value=1, required=False)
+    max_lock_minutes = serializers.IntegerField(allow_null=True, min_value=1,
+                                                max_value=MAX_MINUTES, required=False)
     handover_priority_step = serializers.IntegerField(min_value=0, max_value=4, required=False)
     breach_priority_step = serializers.IntegerField(min_value=0, max_value=4, required=False)
     reopen_priority_step = serializers.IntegerField(min_value=0, max_value=4, required=False)
     on_breach = serializers.ChoiceField(choices=TicketType.OnBreach.choices, required=False)
-    feedback_window_hours = serializers.IntegerField(min_value=1, required=False)
-    callback_url = serializers.URLField(allow_null=True, allow_blank=True, required=False)
-    webhook_url = serializers.URLField(allow_null=True, allow_blank=True, required=False)
-    secret = serializers.CharField(allow_blank=True, required=False, write_only=True)
+    feedback_window_hours = serializers.IntegerField(min_value=1, max_value=MAX_FEEDBACK_HOURS,
+                                                     required=False)
+    callback_url = serializers.URLField(allow_null=True, allow_blank=True, required=False,
+                                        max_length=500)
+    webhook_url = serializers.URLField(allow_null=True, allow_blank=True, required=False,
+                                       max_length=500)
+    secret = serializers.CharField(allow_blank=True, required=False, write_only=True,
+                                   max_length=200)
     callback_attempts = serializers.IntegerField(min_value=1, max_value=20, required=False)
     callback_backoff_seconds = serializers.IntegerField(min_value=1, max_value=3600, required=False)
     callback_timeout_seconds = serializers.IntegerField(min_value=1, max_value=120, required=False)

@@ -14,6 +14,7 @@ from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions, status
 from rest_framework.authtoken.models import Token
+from rest_framework.parsers import BaseParser, JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -22,8 +23,14 @@ from agents.models import Agent, User
 from agents.services import agent_set_status, team_create, user_provision
 from feedback.services import ticket_feedback
 from tickets.api import serializers as s
-from tickets.errors import NotFound, PermissionDenied, ValidationFailed
-from tickets.models import Ticket, TicketState
+from tickets.errors import (
+    InvalidTransition,
+    NotAssignee,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+)
+from tickets.models import OPEN_STATES, Ticket, TicketState
 from tickets.selectors import (
     notification_list,
     ticket_events_for_user,
@@ -49,6 +56,26 @@ ERRORS = {
 
 def errors(*codes: int) -> dict[int, OpenApiResponse]:
     return {code: ERRORS[code] for code in codes}
+
+
+class AnyBodyAsJSONParser(BaseParser):
+    """Reads a body of any other media type as JSON.
+
+    The API speaks JSON only; a body it cannot read as JSON (a form, plain
+    text) is the client's malformed JSON: 400 ``parse_error``, the code
+    API.md lists, rather than a 415 it does not.
+    """
+
+    media_type = "*/*"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        return JSONParser().parse(stream, "application/json", parser_context)
+
+
+class ApiView(APIView):
+    """Every v1 view: JSON bodies whatever the Content-Type says."""
+
+    parser_classes = [JSONParser, AnyBodyAsJSONParser]
 
 
 def body_of(request: Request) -> dict[str, Any]:
@@ -84,7 +111,8 @@ def _decode_cursor(raw: str) -> list[Any]:
         values = json.loads(base64.urlsafe_b64decode(padded.encode()).decode())
     except (ValueError, UnicodeDecodeError):
         raise ValidationFailed({"cursor": ["Invalid cursor."]}) from None
-    if not isinstance(values, list) or len(values) != 2 or not isinstance(values[1], int):
+    if (not isinstance(values, list) or len(values) != 2 or isinstance(values[1], bool)
+            or not isinstance(values[1], int) or not 0 <= values[1] < 2**63):
         raise ValidationFailed({"cursor": ["Invalid cursor."]})
     return values
 
@@ -116,13 +144,15 @@ def paginate_tickets(request: Request, qs, ordering: str):
                 k_dt = timezone.datetime.fromisoformat(k)
             except (TypeError, ValueError):
                 raise ValidationFailed({"cursor": ["Invalid cursor."]}) from None
+            if timezone.is_naive(k_dt):
+                raise ValidationFailed({"cursor": ["Invalid cursor."]})
             qs = qs.filter(Q(_k__gt=k_dt) | Q(_k=k_dt, id__gt=last))
         key = lambda t: (t._k.isoformat(), t.pk)  # noqa: E731
     elif ordering == "-priority":
         qs = qs.order_by("-priority", "-id")
         if raw:
             k, last = _decode_cursor(raw)
-            if not isinstance(k, int):
+            if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= 5:
                 raise ValidationFailed({"cursor": ["Invalid cursor."]})
             qs = qs.filter(Q(priority__lt=k) | Q(priority=k, id__lt=last))
         key = lambda t: (t.priority, t.pk)  # noqa: E731
@@ -142,7 +172,7 @@ def paginate_tickets(request: Request, qs, ordering: str):
 # -- sign-in and health ---------------------------------------------------------------
 
 
-class TokenView(APIView):
+class TokenView(ApiView):
     authentication_classes: list = []
     permission_classes = [permissions.AllowAny]
 
@@ -196,7 +226,7 @@ def database_ok() -> bool:
         return False
 
 
-class HealthView(APIView):
+class HealthView(ApiView):
     authentication_classes: list = []
     permission_classes = [permissions.AllowAny]
 
@@ -215,7 +245,7 @@ def require_admin(user: User) -> None:
         raise PermissionDenied("Only admin users may provision.")
 
 
-class TeamCreateView(APIView):
+class TeamCreateView(ApiView):
     @extend_schema(request=s.TeamSerializer, responses={201: s.TeamSerializer, **errors(400, 401, 403)})
     def post(self, request: Request) -> Response:
         require_admin(request.user)
@@ -223,7 +253,7 @@ class TeamCreateView(APIView):
         return Response({"name": team.name}, status=status.HTTP_201_CREATED)
 
 
-class UserCreateView(APIView):
+class UserCreateView(ApiView):
     @extend_schema(request=s.UserCreateSerializer,
                    responses={201: s.UserCreatedSerializer, **errors(400, 401, 403)})
     def post(self, request: Request) -> Response:
@@ -247,7 +277,7 @@ def _type_values(request: Request, partial: bool) -> dict[str, Any]:
     return dict(serializer.validated_data)
 
 
-class TicketTypeListView(APIView):
+class TicketTypeListView(ApiView):
     @extend_schema(responses={200: s.TicketTypeSerializer(many=True), **errors(401)})
     def get(self, request: Request) -> Response:
         return Response([s.ticket_type_payload(t) for t in ticket_type_list()])
@@ -261,7 +291,7 @@ class TicketTypeListView(APIView):
         return Response(s.ticket_type_payload(ticket_type), status=status.HTTP_201_CREATED)
 
 
-class TicketTypeDetailView(APIView):
+class TicketTypeDetailView(ApiView):
     @extend_schema(responses={200: s.TicketTypeSerializer, **errors(401, 404)})
     def get(self, request: Request, slug: str) -> Response:
         ticket_type = ticket_type_list().filter(slug=slug).first()
@@ -330,7 +360,7 @@ def reload(request: Request, ticket_id: int, *, events: bool = False) -> Respons
     return Response(render_ticket(request, ticket, events=events))
 
 
-class TicketListView(APIView):
+class TicketListView(ApiView):
     @extend_schema(
         parameters=[
             OpenApiParameter("state", str, enum=TicketState.values),
@@ -376,86 +406,139 @@ class TicketListView(APIView):
                         status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
-class TicketDetailView(APIView):
+class TicketDetailView(ApiView):
     @extend_schema(responses={200: s.TicketDetailSerializer, **errors(401, 404)})
     def get(self, request: Request, pk: int) -> Response:
         return reload(request, pk, events=True)
 
 
-def _action(request_serializer, ok=s.TicketSerializer, codes=(400, 401, 403, 404, 409)):
-    return extend_schema(request=request_serializer, responses={200: ok, **errors(*codes)})
+def _action(request_serializer, operation_id: str, ok=s.TicketSerializer,
+            codes=(400, 401, 403, 404, 409)):
+    return extend_schema(operation_id=operation_id, request=request_serializer,
+                         responses={200: ok, **errors(*codes)})
 
 
-class LockView(APIView):
-    @_action(s.LockSerializer)
+AGENT, SUPERVISOR, REQUESTER = User.Role.AGENT, User.Role.SUPERVISOR, User.Role.REQUESTER
+
+
+def checked(request: Request, pk: int, call, *, roles: tuple[str, ...], action: str,
+            assignee: bool = False, states: tuple[str, ...] | None = None):
+    """Run ``call`` (the service); when it refuses the body, answer instead the
+    first check API.md puts before it: role (403), visibility (404), assignee
+    (409 ``not_assignee``), state (409 ``invalid_transition``).
+
+    The services check the body as soon as the role is known (so that a bad
+    body never takes a row lock); this puts the answer back in the order of
+    the contract without a second read on the successful path.
+    """
+    try:
+        return call()
+    except ValidationFailed:
+        user = request.user
+        if user.role not in roles:
+            raise PermissionDenied() from None
+        ticket = ticket_get_for_user(user=user, ticket_id=pk)
+        if assignee and user.role == AGENT and ticket.assignee_id != user.pk:
+            raise NotAssignee() from None
+        if states is not None and ticket.state not in states:
+            raise InvalidTransition(ticket.state, action) from None
+        raise
+
+
+class LockView(ApiView):
+    @_action(s.LockSerializer, "tickets_lock")
     def post(self, request: Request, pk: int) -> Response:
-        work.ticket_lock_acquire(ticket_id=pk, by=request.user, minutes=body_of(request).get("minutes"))
+        checked(request, pk, lambda: work.ticket_lock_acquire(
+            ticket_id=pk, by=request.user, minutes=body_of(request).get("minutes")),
+            roles=(AGENT,), action="lock", assignee=True, states=(TicketState.ASSIGNED,))
         return reload(request, pk)
 
 
-class UnlockView(APIView):
-    @_action(s.EmptySerializer)
+class UnlockView(ApiView):
+    @_action(s.EmptySerializer, "tickets_unlock")
     def post(self, request: Request, pk: int) -> Response:
-        body_of(request)
-        work.ticket_unlock(ticket_id=pk, by=request.user)
+        def call():
+            body_of(request)
+            return work.ticket_unlock(ticket_id=pk, by=request.user)
+
+        checked(request, pk, call, roles=(AGENT, SUPERVISOR), action="unlock", assignee=True)
         return reload(request, pk)
 
 
-class HandoverView(APIView):
-    @_action(s.ReasonSerializer)
+class HandoverView(ApiView):
+    @_action(s.ReasonSerializer, "tickets_handover")
     def post(self, request: Request, pk: int) -> Response:
-        work.ticket_handover(ticket_id=pk, by=request.user, reason=body_of(request).get("reason"))
+        checked(request, pk, lambda: work.ticket_handover(
+            ticket_id=pk, by=request.user, reason=body_of(request).get("reason")),
+            roles=(AGENT,), action="hand over", assignee=True, states=(TicketState.ASSIGNED,))
         return reload(request, pk)
 
 
-class ResolveView(APIView):
-    @_action(s.ResultSerializer)
+class ResolveView(ApiView):
+    @_action(s.ResultSerializer, "tickets_resolve")
     def post(self, request: Request, pk: int) -> Response:
-        work.ticket_resolve(ticket_id=pk, by=request.user, result=body_of(request).get("result"))
+        checked(request, pk, lambda: work.ticket_resolve(
+            ticket_id=pk, by=request.user, result=body_of(request).get("result")),
+            roles=(AGENT,), action="resolve", assignee=True, states=(TicketState.ASSIGNED,))
         return reload(request, pk)
 
 
-class FeedbackView(APIView):
-    @_action(s.FeedbackSerializer)
+class FeedbackView(ApiView):
+    @_action(s.FeedbackSerializer, "tickets_feedback")
     def post(self, request: Request, pk: int) -> Response:
-        body = body_of(request)
-        ticket_feedback(ticket_id=pk, by=request.user, accepted=body.get("accepted"),
-                        rating=body.get("rating"), comment=body.get("comment"))
+        def call():
+            body = body_of(request)
+            return ticket_feedback(ticket_id=pk, by=request.user, accepted=body.get("accepted"),
+                                   rating=body.get("rating"), comment=body.get("comment"))
+
+        checked(request, pk, call, roles=(REQUESTER,), action="give feedback on",
+                states=(TicketState.RESOLVED,))
         return reload(request, pk)
 
 
-class CancelView(APIView):
-    @_action(s.OptionalReasonSerializer)
+class CancelView(ApiView):
+    @_action(s.OptionalReasonSerializer, "tickets_cancel")
     def post(self, request: Request, pk: int) -> Response:
-        work.ticket_cancel(ticket_id=pk, by=request.user, reason=body_of(request).get("reason"))
+        checked(request, pk, lambda: work.ticket_cancel(
+            ticket_id=pk, by=request.user, reason=body_of(request).get("reason")),
+            roles=(REQUESTER, SUPERVISOR), action="cancel", states=tuple(OPEN_STATES))
         return reload(request, pk)
 
 
-class AssignView(APIView):
-    @_action(s.AssignSerializer)
+class AssignView(ApiView):
+    @_action(s.AssignSerializer, "tickets_assign")
     def post(self, request: Request, pk: int) -> Response:
-        body = body_of(request)
-        force = body.get("force", False)
-        if not isinstance(force, bool):
-            raise ValidationFailed({"force": ["Must be true or false."]})
-        dispatch.ticket_assign(ticket_id=pk, agent_username=body.get("agent"), by=request.user,
-                               force=force)
+        def call():
+            body = body_of(request)
+            force = body.get("force", False)
+            if not isinstance(force, bool):
+                raise ValidationFailed({"force": ["Must be true or false."]})
+            return dispatch.ticket_assign(ticket_id=pk, agent_username=body.get("agent"),
+                                          by=request.user, force=force)
+
+        checked(request, pk, call, roles=(SUPERVISOR,), action="assign",
+                states=(TicketState.POOLED, TicketState.ASSIGNED))
         return reload(request, pk)
 
 
-class NoteView(APIView):
-    @extend_schema(request=s.BodySerializer, responses={201: s.EventSerializer,
-                                                        **errors(400, 401, 403, 404, 409)})
+class NoteView(ApiView):
+    @extend_schema(operation_id="tickets_notes_create", request=s.BodySerializer,
+                   responses={201: s.EventSerializer, **errors(400, 401, 403, 404)})
     def post(self, request: Request, pk: int) -> Response:
-        event = work.ticket_note(ticket_id=pk, by=request.user, body=body_of(request).get("body"))
+        event = checked(request, pk, lambda: work.ticket_note(
+            ticket_id=pk, by=request.user, body=body_of(request).get("body")),
+            roles=(AGENT, SUPERVISOR), action="add a note to")
         return Response(s.event_payload(event), status=status.HTTP_201_CREATED)
 
 
-class CommentView(APIView):
-    @extend_schema(request=s.BodySerializer, responses={201: s.EventSerializer,
-                                                        **errors(400, 401, 403, 404, 409)})
+class CommentView(ApiView):
+    @extend_schema(operation_id="tickets_comments_create", request=s.BodySerializer,
+                   responses={201: s.EventSerializer, **errors(400, 401, 403, 404, 409)})
     def post(self, request: Request, pk: int) -> Response:
-        event = work.ticket_comment(ticket_id=pk, by=request.user, body=body_of(request).get("body"))
+        event = checked(request, pk, lambda: work.ticket_comment(
+            ticket_id=pk, by=request.user, body=body_of(request).get("body")),
+            roles=(REQUESTER, AGENT, SUPERVISOR), action="comment on",
+            states=tuple(OPEN_STATES))
         return Response(s.event_payload(event), status=status.HTTP_201_CREATED)
 
 
@@ -472,7 +555,7 @@ def agent_me_payload(user: User, agent: Agent) -> dict[str, Any]:
     }
 
 
-class AgentMeView(APIView):
+class AgentMeView(ApiView):
     def _agent(self, user: User) -> Agent:
         if user.role != User.Role.AGENT:
             raise PermissionDenied("Only agents have an availability.")
@@ -491,7 +574,7 @@ class AgentMeView(APIView):
         return Response(agent_me_payload(request.user, agent))
 
 
-class PullNextView(APIView):
+class PullNextView(ApiView):
     @extend_schema(request=None, responses={200: s.TicketSerializer,
                                             204: OpenApiResponse(description="Nothing eligible"),
                                             **errors(401, 403, 409)})
@@ -505,7 +588,7 @@ class PullNextView(APIView):
 # -- notifications ------------------------------------------------------------------------
 
 
-class NotificationListView(APIView):
+class NotificationListView(ApiView):
     @extend_schema(parameters=[OpenApiParameter("unread", bool), OpenApiParameter("cursor", str)],
                    responses={200: s.NotificationPageSerializer, **errors(400, 401)})
     def get(self, request: Request) -> Response:
@@ -528,7 +611,7 @@ class NotificationListView(APIView):
                          "next": _next_url(request, cursor)})
 
 
-class NotificationReadView(APIView):
+class NotificationReadView(ApiView):
     @extend_schema(request=None, responses={204: OpenApiResponse(description="Marked read"),
                                             **errors(401, 404)})
     def post(self, request: Request, pk: int) -> Response:
@@ -536,7 +619,7 @@ class NotificationReadView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class NotificationReadAllView(APIView):
+class NotificationReadAllView(ApiView):
     @extend_schema(request=None, responses={204: OpenApiResponse(description="All marked read"),
                                             **errors(401)})
     def post(self, request: Request) -> Response:

@@ -57,7 +57,11 @@ def ticket_lock_acquire(*, ticket_id: int, by: User, minutes: Any) -> Ticket:
     if ticket.state != TicketState.ASSIGNED:
         raise InvalidTransition(ticket.state, "lock")
     now = timezone.now()
-    period = clock.minutes(minutes)
+    try:
+        period = clock.minutes(minutes)
+    except OverflowError:
+        # Longer than any datetime can hold: certainly longer than the time left.
+        raise LockExceedsTimeLeft(lock_max_minutes(ticket, now)) from None
     cap = ticket.ticket_type.max_lock_minutes
     if ticket.due_at is None or period > ticket.due_at - now or (cap and minutes > cap):
         raise LockExceedsTimeLeft(lock_max_minutes(ticket, now))
