@@ -27,9 +27,10 @@ def _type_field(definition: TicketTypeField) -> forms.Field:
     if kind == TicketTypeField.Kind.DATE:
         return forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), **common)
     if kind == TicketTypeField.Kind.CHOICE:
-        choices = [(c, c) for c in (definition.choices or [])]
-        if not definition.required:
-            choices = [("", "—")] + choices
+        # An empty first option even when required: a forgotten answer is
+        # flagged instead of silently taking the first choice.
+        choices = [("", "Choose…" if definition.required else "—")]
+        choices += [(c, c) for c in (definition.choices or [])]
         return forms.ChoiceField(choices=choices, **common)
     if kind == TicketTypeField.Kind.EMAIL:
         return forms.EmailField(**common)
