@@ -193,7 +193,8 @@ def _load(n: int, days: int, seed: int) -> tuple[int, int]:
         for i in range(size):
             tid = next_ticket + loaded + i
             ttype = types[rng.randrange(len(types))]
-            created = now - timedelta(seconds=span * (rng.random() ** 1.0))
+            # Ids grow with creation time, as in a live desk.
+            created = now - timedelta(seconds=span * (1 - (loaded + i + rng.random()) / n))
             row, ev = _history(rng, tid, ttype, agents[ttype.team_id], created, now,
                                timedelta(minutes=ttype.time_limit_minutes))
             row.update(id=tid, ticket_type_id=ttype.pk, team_id=ttype.team_id, created_at=created,
@@ -201,6 +202,8 @@ def _load(n: int, days: int, seed: int) -> tuple[int, int]:
                        title=f"Bench {tid}")
             tickets.append(row)
             evs.extend(ev)
+        # Events are appended in time order in a live desk: same physical order here.
+        evs.sort(key=lambda e: e[2])
         for j, e in enumerate(evs):
             evs[j] = (next_event + events + j, *e)
         _write(tickets, evs)
