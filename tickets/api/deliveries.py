@@ -7,11 +7,18 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from agents.models import User
 from tickets.api.serializers import iso
-from tickets.api.views import _decode_cursor, _encode_cursor, _next_url, _page_size, errors
+from tickets.api.views import (
+    ApiView,
+    _decode_cursor,
+    _encode_cursor,
+    _next_url,
+    _page_size,
+    body_of,
+    errors,
+)
 from tickets.delivery_models import Delivery
 from tickets.errors import PermissionDenied, ValidationFailed
 from tickets.models import Ticket
@@ -59,7 +66,7 @@ def _supervisor(user: User) -> None:
         raise PermissionDenied("Only supervisors see deliveries.")
 
 
-class DeliveryListView(APIView):
+class DeliveryListView(ApiView):
     @extend_schema(
         operation_id="deliveries_list",
         parameters=[
@@ -100,9 +107,13 @@ class DeliveryListView(APIView):
                          "next": _next_url(request, cursor)})
 
 
-class DeliveryRetryView(APIView):
+class DeliveryRetryView(ApiView):
     @extend_schema(operation_id="deliveries_retry", request=None,
-                   responses={200: DeliverySerializer, **errors(401, 403, 404, 409)})
+                   responses={200: DeliverySerializer, **errors(400, 401, 403, 404, 409, 413)})
     def post(self, request: Request, pk: int) -> Response:
+        # Like every other POST: a body, if one is sent, must be a JSON object
+        # (malformed JSON is 400 parse_error, not silently ignored).
+        _supervisor(request.user)
+        body_of(request)
         delivery = delivery_retry(delivery_id=pk, by=request.user)
         return Response(delivery_payload(delivery))
