@@ -188,6 +188,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Two choice sets share the field name "status": name each explicitly.
+    "ENUM_NAME_OVERRIDES": {
+        "AgentStatusEnum": "agents.models.Agent.Status",
+        "DeliveryStatusEnum": "tickets.delivery_models.Delivery.Status",
+    },
 }
 
 # Orderly's own rules.

@@ -232,7 +232,8 @@ def test_comment_answers_201_event_and_notifies_the_other_side(requester_api, ag
     assert inbox[0]["kind"] == "comment" and inbox[0]["ticket"] == assigned_ticket.pk
     response = requester_api.post(url(assigned_ticket, "comments"), {"body": "Attached."})
     assert response.status_code == 201
-    kinds = [e["kind"] for e in requester_api.get(f"/tickets/{assigned_ticket.pk}/").json()["events"]]
+    detail = requester_api.get(f"/tickets/{assigned_ticket.pk}/").json()
+    kinds = [e["kind"] for e in detail["events"]]
     assert kinds.count("comment") == 2
 
 

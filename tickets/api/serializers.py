@@ -12,6 +12,7 @@ from typing import Any
 from django.utils import timezone
 from rest_framework import serializers
 
+from agents.models import Agent
 from tickets.models import Notification, Ticket, TicketEvent, TicketType, TicketTypeField
 
 
@@ -21,7 +22,8 @@ def iso(value: datetime | None) -> str | None:
     return value.astimezone(dt_timezone.utc).isoformat()
 
 
-def ticket_payload(ticket: Ticket, *, internal: bool = True, now: datetime | None = None) -> dict[str, Any]:
+def ticket_payload(ticket: Ticket, *, internal: bool = True,
+                   now: datetime | None = None) -> dict[str, Any]:
     """The API's Ticket. ``internal`` adds what only agents and supervisors see."""
     now = now or timezone.now()
     lock_on = ticket.lock_in_force(now)
@@ -322,14 +324,14 @@ class BodySerializer(serializers.Serializer):
 
 class AgentMeSerializer(serializers.Serializer):
     username = serializers.CharField()
-    status = serializers.ChoiceField(choices=["online", "away", "offline"])
+    status = serializers.ChoiceField(choices=Agent.Status.choices)
     capacity = serializers.IntegerField()
     active = serializers.IntegerField()
     teams = serializers.ListField(child=serializers.CharField())
 
 
 class AgentStatusSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=["online", "away", "offline"])
+    status = serializers.ChoiceField(choices=Agent.Status.choices)
 
 
 class NotificationSerializer(serializers.Serializer):

@@ -176,7 +176,8 @@ class TokenView(ApiView):
     authentication_classes: list = []
     permission_classes = [permissions.AllowAny]
 
-    @extend_schema(request=s.TokenRequestSerializer, responses={200: s.TokenSerializer, **errors(400)},
+    @extend_schema(operation_id="auth_token_create", request=s.TokenRequestSerializer,
+                   responses={200: s.TokenSerializer, **errors(400)},
                    auth=[])
     def post(self, request: Request) -> Response:
         body = body_of(request)
@@ -230,7 +231,8 @@ class HealthView(ApiView):
     authentication_classes: list = []
     permission_classes = [permissions.AllowAny]
 
-    @extend_schema(responses={200: s.HealthSerializer, 503: s.HealthSerializer}, auth=[])
+    @extend_schema(operation_id="health_retrieve",
+                   responses={200: s.HealthSerializer, 503: s.HealthSerializer}, auth=[])
     def get(self, request: Request) -> Response:
         db, broker = database_ok(), broker_ok()
         body = {"database": "ok" if db else "down", "broker": "ok" if broker else "down"}
@@ -246,7 +248,8 @@ def require_admin(user: User) -> None:
 
 
 class TeamCreateView(ApiView):
-    @extend_schema(request=s.TeamSerializer, responses={201: s.TeamSerializer, **errors(400, 401, 403)})
+    @extend_schema(operation_id="teams_create", request=s.TeamSerializer,
+                   responses={201: s.TeamSerializer, **errors(400, 401, 403)})
     def post(self, request: Request) -> Response:
         require_admin(request.user)
         team = team_create(name=body_of(request).get("name"))
@@ -254,7 +257,7 @@ class TeamCreateView(ApiView):
 
 
 class UserCreateView(ApiView):
-    @extend_schema(request=s.UserCreateSerializer,
+    @extend_schema(operation_id="users_create", request=s.UserCreateSerializer,
                    responses={201: s.UserCreatedSerializer, **errors(400, 401, 403)})
     def post(self, request: Request) -> Response:
         require_admin(request.user)
@@ -278,11 +281,12 @@ def _type_values(request: Request, partial: bool) -> dict[str, Any]:
 
 
 class TicketTypeListView(ApiView):
-    @extend_schema(responses={200: s.TicketTypeSerializer(many=True), **errors(401)})
+    @extend_schema(operation_id="ticket_types_list",
+                   responses={200: s.TicketTypeSerializer(many=True), **errors(401)})
     def get(self, request: Request) -> Response:
         return Response([s.ticket_type_payload(t) for t in ticket_type_list()])
 
-    @extend_schema(request=s.TicketTypeWriteSerializer,
+    @extend_schema(operation_id="ticket_types_create", request=s.TicketTypeWriteSerializer,
                    responses={201: s.TicketTypeSerializer, **errors(400, 401, 403)})
     def post(self, request: Request) -> Response:
         require_admin(request.user)
@@ -292,14 +296,15 @@ class TicketTypeListView(ApiView):
 
 
 class TicketTypeDetailView(ApiView):
-    @extend_schema(responses={200: s.TicketTypeSerializer, **errors(401, 404)})
+    @extend_schema(operation_id="ticket_types_retrieve",
+                   responses={200: s.TicketTypeSerializer, **errors(401, 404)})
     def get(self, request: Request, slug: str) -> Response:
         ticket_type = ticket_type_list().filter(slug=slug).first()
         if ticket_type is None:
             raise NotFound("No ticket type with this slug.")
         return Response(s.ticket_type_payload(ticket_type))
 
-    @extend_schema(request=s.TicketTypeWriteSerializer,
+    @extend_schema(operation_id="ticket_types_partial_update", request=s.TicketTypeWriteSerializer,
                    responses={200: s.TicketTypeSerializer, **errors(400, 401, 403, 404)})
     def patch(self, request: Request, slug: str) -> Response:
         require_admin(request.user)
@@ -362,6 +367,7 @@ def reload(request: Request, ticket_id: int, *, events: bool = False) -> Respons
 
 class TicketListView(ApiView):
     @extend_schema(
+        operation_id="tickets_list",
         parameters=[
             OpenApiParameter("state", str, enum=TicketState.values),
             OpenApiParameter("type", str),
@@ -382,9 +388,11 @@ class TicketListView(ApiView):
                          "next": next_url})
 
     @extend_schema(
+        operation_id="tickets_create",
         request=s.TicketCreateSerializer,
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
-        responses={201: s.TicketSerializer, 200: s.TicketSerializer, **errors(400, 401, 403, 413, 429)},
+        responses={201: s.TicketSerializer, 200: s.TicketSerializer,
+                   **errors(400, 401, 403, 413, 429)},
     )
     def post(self, request: Request) -> Response:
         body = body_of(request)
@@ -407,7 +415,8 @@ class TicketListView(ApiView):
 
 
 class TicketDetailView(ApiView):
-    @extend_schema(responses={200: s.TicketDetailSerializer, **errors(401, 404)})
+    @extend_schema(operation_id="tickets_retrieve",
+                   responses={200: s.TicketDetailSerializer, **errors(401, 404)})
     def get(self, request: Request, pk: int) -> Response:
         return reload(request, pk, events=True)
 
@@ -562,11 +571,12 @@ class AgentMeView(ApiView):
         agent, _ = Agent.objects.get_or_create(user=user)
         return agent
 
-    @extend_schema(responses={200: s.AgentMeSerializer, **errors(401, 403)})
+    @extend_schema(operation_id="agents_me_retrieve",
+                   responses={200: s.AgentMeSerializer, **errors(401, 403)})
     def get(self, request: Request) -> Response:
         return Response(agent_me_payload(request.user, self._agent(request.user)))
 
-    @extend_schema(request=s.AgentStatusSerializer,
+    @extend_schema(operation_id="agents_me_partial_update", request=s.AgentStatusSerializer,
                    responses={200: s.AgentMeSerializer, **errors(400, 401, 403)})
     def patch(self, request: Request) -> Response:
         self._agent(request.user)
@@ -575,9 +585,10 @@ class AgentMeView(ApiView):
 
 
 class PullNextView(ApiView):
-    @extend_schema(request=None, responses={200: s.TicketSerializer,
-                                            204: OpenApiResponse(description="Nothing eligible"),
-                                            **errors(401, 403, 409)})
+    @extend_schema(operation_id="agents_me_next", request=None,
+                   responses={200: s.TicketSerializer,
+                              204: OpenApiResponse(description="Nothing eligible"),
+                              **errors(401, 403, 409)})
     def post(self, request: Request) -> Response:
         ticket = dispatch.ticket_pull_next(by=request.user)
         if ticket is None:
@@ -589,7 +600,8 @@ class PullNextView(ApiView):
 
 
 class NotificationListView(ApiView):
-    @extend_schema(parameters=[OpenApiParameter("unread", bool), OpenApiParameter("cursor", str)],
+    @extend_schema(operation_id="notifications_list",
+                   parameters=[OpenApiParameter("unread", bool), OpenApiParameter("cursor", str)],
                    responses={200: s.NotificationPageSerializer, **errors(400, 401)})
     def get(self, request: Request) -> Response:
         unread = None
@@ -612,16 +624,18 @@ class NotificationListView(ApiView):
 
 
 class NotificationReadView(ApiView):
-    @extend_schema(request=None, responses={204: OpenApiResponse(description="Marked read"),
-                                            **errors(401, 404)})
+    @extend_schema(operation_id="notifications_read", request=None,
+                   responses={204: OpenApiResponse(description="Marked read"),
+                              **errors(401, 404)})
     def post(self, request: Request, pk: int) -> Response:
         notification_mark_read(user=request.user, notification_id=pk)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class NotificationReadAllView(ApiView):
-    @extend_schema(request=None, responses={204: OpenApiResponse(description="All marked read"),
-                                            **errors(401)})
+    @extend_schema(operation_id="notifications_read_all", request=None,
+                   responses={204: OpenApiResponse(description="All marked read"),
+                              **errors(401)})
     def post(self, request: Request) -> Response:
         notification_mark_all_read(user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
