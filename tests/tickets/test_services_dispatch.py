@@ -159,6 +159,24 @@ def test_excluded_agent_is_passed_over_for_another(assigned_ticket, agent_user, 
     assert assignees(assigned_ticket) == ["otto"]
 
 
+def test_exclusion_beats_a_better_load(assigned_ticket, agent_user, other_agent_user,
+                                      ticket_type):
+    """Otto is busier, so without the exclusion Agnes would be the pick."""
+    give_load(other_agent_user, 2, ticket_type)
+    ticket_handover(ticket_id=assigned_ticket.pk, by=agent_user, reason="not my area")
+    assert dispatch_run() == 1
+    assert assignees(assigned_ticket) == ["otto"]
+
+
+def test_pull_by_a_better_placed_excluded_agent_skips_the_ticket(
+    assigned_ticket, agent_user, other_agent_user, ticket_type
+):
+    give_load(other_agent_user, 2, ticket_type)
+    ticket_handover(ticket_id=assigned_ticket.pk, by=agent_user, reason="no")
+    assert ticket_pull_next(by=agent_user) is None
+    assert ticket_pull_next(by=other_agent_user).pk == assigned_ticket.pk
+
+
 def test_excluded_agent_is_chosen_when_nobody_else_is_eligible(assigned_ticket, agent_user):
     ticket_handover(ticket_id=assigned_ticket.pk, by=agent_user, reason="stuck")
     assert dispatch_run() == 1

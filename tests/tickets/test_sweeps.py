@@ -12,11 +12,13 @@ from tickets.models import Notification, Ticket, TicketEvent, TicketState
 from tickets.services.dispatch import dispatch_run
 from tickets.services.sweeps import (
     auto_close_sweep,
+    away_reclaim_ids,
     away_reclaim_sweep,
     breach_due_ids,
     breach_sweep,
     lock_expiry_sweep,
     ticket_breach,
+    ticket_reclaim,
 )
 from tickets.services.work import ticket_lock_acquire, ticket_resolve
 from tests.factories import (
@@ -72,6 +74,7 @@ def test_breach_once_per_round(ticket_type, notify_type, agent_user, clock):
     assert breach_sweep() == 1
     row = ticket_row(ticket)
     clock.shift(hours=5)
+    assert breach_due_ids() == []   # a breached round is not due again (no batch starvation)
     assert breach_sweep() == 0
     assert ticket_breach(ticket_id=ticket.pk) is False
     assert ticket_row(ticket) == row
@@ -307,6 +310,26 @@ def test_away_reclaim_waits_out_the_grace_period(assigned_ticket, agent_user, st
     assert (event.from_state, event.to_state, event.actor) == ("assigned", "pooled", None)
     assert event.details == {"agent": "agnes", "agent_status": status}
     assert away_reclaim_sweep() == 0
+
+
+def test_reclaim_service_rechecks_grace_and_lock(ticket_type, agent_user, clock):
+    """The sweep's id query and the per-ticket service each enforce the rule,
+    so a stale id list (two sweeps, a status change in between) does no harm."""
+    locked = TicketFactory(ticket_type=ticket_type, state="assigned", assignee=agent_user)
+    free = TicketFactory(ticket_type=ticket_type, state="assigned", assignee=agent_user)
+    ticket_lock_acquire(ticket_id=locked.pk, by=agent_user, minutes=30)
+    go(agent_user, "away")
+    clock.shift(minutes=10)
+    assert away_reclaim_ids() == []
+    assert ticket_reclaim(ticket_id=free.pk) is False
+    clock.shift(seconds=1)
+    assert away_reclaim_ids() == [free.pk]
+    assert ticket_reclaim(ticket_id=locked.pk) is False
+    assert ticket_reclaim(ticket_id=free.pk) is True
+    assert ticket_reclaim(ticket_id=free.pk) is False
+    go(agent_user, "online")
+    clock.shift(minutes=30)
+    assert ticket_reclaim(ticket_id=locked.pk) is False
 
 
 def test_away_reclaim_changes_no_priority_and_starts_no_round(assigned_ticket, agent_user, clock):
