@@ -196,6 +196,21 @@ def test_ticket_type_validation(admin_api, ticket_type):
     assert any(k.startswith("fields.0") for k in fields)
 
 
+@pytest.mark.parametrize("field,value", [
+    ("time_limit_minutes", "30"), ("time_limit_minutes", 30.0), ("default_priority", True),
+    ("name", 5), ("callback_url", 5), ("max_lock_minutes", "10"), ("on_breach", "explode"),
+    ("fields", [{"name": "a", "kind": "text", "required": "yes"}]),
+    ("fields", [{"name": 1, "kind": "text"}]), ("fields", {"name": "a"}), ("channels", "portal"),
+])
+def test_ticket_type_values_must_have_their_json_type(admin_api, ticket_type, field, value):
+    body = {"slug": "strict", "name": "Strict", "team": "Refunds", "time_limit_minutes": 5,
+            field: value}
+    fields = assert_invalid(admin_api.post("/ticket-types/", body))
+    assert any(k == field or k.startswith(f"{field}.") for k in fields), fields
+    assert not TicketType.objects.filter(slug="strict").exists()
+    assert_invalid(admin_api.patch("/ticket-types/refund/", {field: value}))
+
+
 def test_patch_changes_one_field(admin_api, ticket_type):
     before = admin_api.get("/ticket-types/").json()[0]
     response = admin_api.patch("/ticket-types/refund/", {"default_priority": 4})

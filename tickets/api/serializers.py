@@ -124,6 +124,39 @@ MAX_FEEDBACK_HOURS = 1_000_000
 MAX_FIELD_LENGTH = 1_000_000
 
 
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer: no "5", no 5.0, no true (as the ticket endpoints read them)."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """A JSON boolean: no "yes", no 1."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+class _StrictText:
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictCharField(_StrictText, serializers.CharField):
+    """A JSON string: a number is not silently turned into one."""
+
+
+class StrictURLField(_StrictText, serializers.URLField):
+    pass
+
+
 class ErrorSerializer(serializers.Serializer):
     code = serializers.CharField()
     detail = serializers.CharField()
@@ -192,13 +225,13 @@ class TicketCreateSerializer(serializers.Serializer):
 
 
 class FieldSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=50)
-    label = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    name = StrictCharField(max_length=50)
+    label = StrictCharField(required=False, allow_blank=True, max_length=200)
     kind = serializers.ChoiceField(choices=TicketTypeField.Kind.choices)
-    required = serializers.BooleanField(required=False)
-    choices = serializers.ListField(child=serializers.CharField(max_length=200), required=False)
-    max_length = serializers.IntegerField(allow_null=True, required=False, min_value=1,
-                                          max_value=MAX_FIELD_LENGTH)
+    required = StrictBooleanField(required=False)
+    choices = serializers.ListField(child=StrictCharField(max_length=200), required=False)
+    max_length = StrictIntegerField(allow_null=True, required=False, min_value=1,
+                                    max_value=MAX_FIELD_LENGTH)
 
 
 class TicketTypeSerializer(serializers.Serializer):
@@ -226,28 +259,28 @@ class TicketTypeSerializer(serializers.Serializer):
 
 
 class TicketTypeWriteSerializer(serializers.Serializer):
-    slug = serializers.CharField(max_length=50)
-    name = serializers.CharField(max_length=200)
-    team = serializers.CharField(max_length=100)
-    time_limit_minutes = serializers.IntegerField(min_value=1, max_value=MAX_MINUTES)
-    default_priority = serializers.IntegerField(min_value=1, max_value=5, required=False)
-    max_lock_minutes = serializers.IntegerField(allow_null=True, min_value=1,
-                                                max_value=MAX_MINUTES, required=False)
-    handover_priority_step = serializers.IntegerField(min_value=0, max_value=4, required=False)
-    breach_priority_step = serializers.IntegerField(min_value=0, max_value=4, required=False)
-    reopen_priority_step = serializers.IntegerField(min_value=0, max_value=4, required=False)
+    slug = StrictCharField(max_length=50)
+    name = StrictCharField(max_length=200)
+    team = StrictCharField(max_length=100)
+    time_limit_minutes = StrictIntegerField(min_value=1, max_value=MAX_MINUTES)
+    default_priority = StrictIntegerField(min_value=1, max_value=5, required=False)
+    max_lock_minutes = StrictIntegerField(allow_null=True, min_value=1,
+                                          max_value=MAX_MINUTES, required=False)
+    handover_priority_step = StrictIntegerField(min_value=0, max_value=4, required=False)
+    breach_priority_step = StrictIntegerField(min_value=0, max_value=4, required=False)
+    reopen_priority_step = StrictIntegerField(min_value=0, max_value=4, required=False)
     on_breach = serializers.ChoiceField(choices=TicketType.OnBreach.choices, required=False)
-    feedback_window_hours = serializers.IntegerField(min_value=1, max_value=MAX_FEEDBACK_HOURS,
-                                                     required=False)
-    callback_url = serializers.URLField(allow_null=True, allow_blank=True, required=False,
-                                        max_length=500)
-    webhook_url = serializers.URLField(allow_null=True, allow_blank=True, required=False,
-                                       max_length=500)
-    secret = serializers.CharField(allow_blank=True, required=False, write_only=True,
-                                   max_length=200)
-    callback_attempts = serializers.IntegerField(min_value=1, max_value=20, required=False)
-    callback_backoff_seconds = serializers.IntegerField(min_value=1, max_value=3600, required=False)
-    callback_timeout_seconds = serializers.IntegerField(min_value=1, max_value=120, required=False)
+    feedback_window_hours = StrictIntegerField(min_value=1, max_value=MAX_FEEDBACK_HOURS,
+                                               required=False)
+    callback_url = StrictURLField(allow_null=True, allow_blank=True, required=False,
+                                  max_length=500)
+    webhook_url = StrictURLField(allow_null=True, allow_blank=True, required=False,
+                                 max_length=500)
+    secret = StrictCharField(allow_blank=True, required=False, write_only=True,
+                             max_length=200)
+    callback_attempts = StrictIntegerField(min_value=1, max_value=20, required=False)
+    callback_backoff_seconds = StrictIntegerField(min_value=1, max_value=3600, required=False)
+    callback_timeout_seconds = StrictIntegerField(min_value=1, max_value=120, required=False)
     channels = serializers.ListField(
         child=serializers.ChoiceField(choices=["portal", "email", "webhook"]), required=False
     )
