@@ -41,6 +41,8 @@ work = ([
 supervise = ([
     path("", agent_views.supervise_pool, name="pool"),
     path("board/", agent_views.board, name="board"),
+    path("deliveries/", ticket_views.delivery_list, name="deliveries"),
+    path("deliveries/<int:pk>/retry/", ticket_views.delivery_retry_view, name="delivery_retry"),
 ], "supervise")
 
 urlpatterns = [
@@ -53,4 +55,6 @@ urlpatterns = [
     path("portal/", include(portal)),
     path("work/", include(work)),
     path("supervise/", include(supervise)),
+    # The KPI dashboard (agents/kpi_views.py), name "kpi-dashboard".
+    path("supervise/kpi/", include("agents.kpi_urls")),
 ]

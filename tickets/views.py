@@ -339,3 +339,51 @@ __all__ = [
     "safe_next",
     "ticket_or_404",
 ]
+
+
+# -- deliveries (supervisors) ------------------------------------------------------
+
+
+def _deliveries_qs(user: User, status: str | None):
+    """Deliveries of the tickets the supervisor sees, newest first."""
+    from tickets.delivery_models import Delivery
+    from tickets.selectors import ticket_visibility_q
+
+    qs = (
+        Delivery.objects.filter(
+            ticket_id__in=Ticket.objects.filter(ticket_visibility_q(user)).values("id")
+        )
+        .select_related("ticket")
+        .defer("payload")
+        .order_by("-id")
+    )
+    if status in Delivery.Status.values:
+        qs = qs.filter(status=status)
+    return qs
+
+
+@require_GET
+@role_required(User.Role.SUPERVISOR)
+def delivery_list(request: HttpRequest) -> HttpResponse:
+    from tickets.delivery_models import Delivery
+
+    status = request.GET.get("status") or ""
+    page = paginate(request, _deliveries_qs(request.user, status))
+    return render(request, "supervise/deliveries.html", {
+        "page": page, "status": status, "statuses": Delivery.Status.choices,
+    })
+
+
+@require_POST
+@role_required(User.Role.SUPERVISOR)
+def delivery_retry_view(request: HttpRequest, pk: int) -> HttpResponse:
+    from tickets.services.deliveries import delivery_retry
+
+    try:
+        delivery_retry(delivery_id=pk, by=request.user)
+    except errors.OrderlyError as exc:
+        error_status(exc)  # 404 / 403 raise; conflicts become a message
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, f"Delivery {pk} is queued to be sent again.")
+    return redirect(safe_next(request, reverse("supervise:deliveries")))

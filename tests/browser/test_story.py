@@ -184,6 +184,12 @@ def _story(server, browser, artifacts, expect):
     _shot(sup, artifacts, "18-supervisor-ticket")
     agent.goto("/work/pool/")
     _shot(agent, artifacts, "19-agent-pool")
+    sup.get_by_role("link", name="Deliveries").click()
+    expect(sup.get_by_role("heading", name="Deliveries")).to_be_visible()
+    _shot(sup, artifacts, "21-supervisor-deliveries")
+    sup.get_by_role("link", name="KPIs").click()
+    expect(sup.get_by_role("heading", name="KPIs")).to_be_visible()
+    _shot(sup, artifacts, "22-supervisor-kpis")
 
     # Phone width: every main page readable at 375 px, no sideways scrolling.
     phone = {"viewport": {"width": 375, "height": 812}}
@@ -191,7 +197,8 @@ def _story(server, browser, artifacts, expect):
         "rita": ["/portal/", f"/portal/tickets/{ticket_id}/", "/portal/new/refund/",
                  "/notifications/"],
         "alex": ["/work/", "/work/pool/", f"/work/tickets/{ticket_id}/"],
-        "sara": ["/supervise/", "/supervise/board/", f"/work/tickets/{ticket_id}/"],
+        "sara": ["/supervise/", "/supervise/board/", f"/work/tickets/{ticket_id}/",
+                 "/supervise/deliveries/"],
     }
     for username, urls in pages.items():
         mobile = _login(browser, server, username, **phone)

@@ -32,6 +32,8 @@ PAGES = {
                            outside_agent=403, supervisor=200, outside_supervisor=200),
     "supervise:board": dict(anonymous=LOGIN, requester=403, other_requester=403, agent=403,
                             outside_agent=403, supervisor=200, outside_supervisor=200),
+    "supervise:deliveries": dict(anonymous=LOGIN, requester=403, other_requester=403, agent=403,
+                                 outside_agent=403, supervisor=200, outside_supervisor=200),
     "notifications": dict(anonymous=LOGIN, requester=200, other_requester=200, agent=200,
                           outside_agent=200, supervisor=200, outside_supervisor=200),
 }
