@@ -37,6 +37,7 @@ from tickets.forms import (
 from tickets.models import Notification, Ticket, TicketState
 from tickets.selectors import notification_list, ticket_events_for_user, ticket_get_for_user
 from tickets.services.dispatch import ticket_assign
+from tickets.services.notifications import notification_mark_all_read, notification_mark_read
 from tickets.services.work import (
     lock_max_minutes,
     ticket_cancel,
@@ -302,31 +303,22 @@ def notification_inbox(request: HttpRequest) -> HttpResponse:
     return render(request, "notifications/list.html", {"page": page, "show": show})
 
 
-def _notifications_mark_read(*, user: User, ids: list[int] | None) -> int:
-    """Mark the user's own notifications read (all when ``ids`` is None).
-
-    The engine has no service for this yet; it touches nothing but the
-    user's own inbox flag, so the query stays here until one exists.
-    """
-    qs = Notification.objects.filter(user=user, read=False)
-    if ids is not None:
-        qs = qs.filter(pk__in=ids)
-    return qs.update(read=True)
-
-
 @require_POST
 @login_required
 def notification_read(request: HttpRequest, pk: int) -> HttpResponse:
     if not Notification.objects.filter(user=request.user, pk=pk).exists():
         raise Http404("No such notification.")
-    _notifications_mark_read(user=request.user, ids=[pk])
+    try:
+        notification_mark_read(user=request.user, notification_id=pk)
+    except errors.NotFound:
+        raise Http404("No such notification.") from None
     return redirect(safe_next(request, reverse("notifications")))
 
 
 @require_POST
 @login_required
 def notification_read_all(request: HttpRequest) -> HttpResponse:
-    count = _notifications_mark_read(user=request.user, ids=None)
+    count = notification_mark_all_read(user=request.user)
     messages.success(request, f"{count} notification(s) marked read.")
     return redirect(safe_next(request, reverse("notifications")))
 
