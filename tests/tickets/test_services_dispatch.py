@@ -168,6 +168,15 @@ def test_exclusion_beats_a_better_load(assigned_ticket, agent_user, other_agent_
     assert assignees(assigned_ticket) == ["otto"]
 
 
+def test_agent_excluded_from_one_ticket_still_gets_the_next(assigned_ticket, agent_user,
+                                                            other_agent_user, ticket_type):
+    give_load(other_agent_user, 2, ticket_type)
+    ticket_handover(ticket_id=assigned_ticket.pk, by=agent_user, reason="not mine")
+    lower = TicketFactory(ticket_type=ticket_type, priority=1)
+    assert dispatch_run() == 2
+    assert assignees(assigned_ticket, lower) == ["otto", "agnes"]
+
+
 def test_pull_by_a_better_placed_excluded_agent_skips_the_ticket(
     assigned_ticket, agent_user, other_agent_user, ticket_type
 ):
@@ -300,6 +309,16 @@ def test_dispatch_invariants_on_a_random_pool(seed, clock):
     for _ in range(35):
         TicketFactory(ticket_type=rng.choice(types), priority=rng.randint(1, 5))
         clock.shift(seconds=rng.randint(0, 120))
+    # Some tickets carry exclusions: handed over by an agent who had them.
+    for user in rng.sample(agents, 3):
+        room = agent_row(user).capacity
+        if room and agent_row(user).status == Agent.Status.ONLINE:
+            team_ids = list(user.teams.values_list("id", flat=True))
+            for held in Ticket.objects.filter(state=TicketState.POOLED,
+                                              team_id__in=team_ids)[:room]:
+                ticket_assign_to(held, user)
+                ticket_handover(ticket_id=held.pk, by=user, reason="exclude me")
+    clock.shift(seconds=1)
 
     dispatch_run(batch=4)
 
@@ -314,7 +333,7 @@ def test_dispatch_invariants_on_a_random_pool(seed, clock):
         for given in mine:
             assert given.team_id in team_ids
             for waiting in pooled:
-                if waiting.team_id in team_ids:
+                if waiting.team_id in team_ids and user not in waiting.excluded_agents.all():
                     assert _order_key(waiting) > _order_key(given), (
                         f"{user.username} got #{given.pk} while #{waiting.pk} waited"
                     )
