@@ -42,6 +42,18 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "home_other.html")
 
 
+def ticket_link(request: HttpRequest, pk: int) -> HttpResponse:
+    """The link in emails: each role's page of the ticket (sign-in first)."""
+    user = request.user
+    if not user.is_authenticated:
+        return redirect(f"{reverse('login')}?next={request.path}")
+    if user.role == User.Role.REQUESTER:
+        return redirect("portal:detail", pk=pk)
+    if user.role in (User.Role.AGENT, User.Role.SUPERVISOR):
+        return redirect("work:ticket", pk=pk)
+    return redirect("home")
+
+
 @require_http_methods(["GET", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
     """A new requester account (agents and supervisors are provisioned)."""

@@ -47,6 +47,7 @@ supervise = ([
 
 urlpatterns = [
     path("", agent_views.home, name="home"),
+    path("t/<int:pk>/", agent_views.ticket_link, name="ticket_link"),
     path("accounts/", include(accounts)),
     path("notifications/", ticket_views.notification_inbox, name="notifications"),
     path("notifications/read-all/", ticket_views.notification_read_all,

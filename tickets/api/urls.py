@@ -1,6 +1,7 @@
 from django.urls import include, path, re_path, register_converter
 from drf_spectacular.views import SpectacularAPIView
 
+from agents.api import KpiView
 from tickets.api import deliveries, views
 
 
@@ -44,6 +45,7 @@ v1 = [
     path("notifications/read-all/", views.NotificationReadAllView.as_view()),
     path("notifications/<id:pk>/read/", views.NotificationReadView.as_view()),
     path("deliveries/", deliveries.DeliveryListView.as_view()),
+    path("kpi/", KpiView.as_view()),
     path("deliveries/<id:pk>/retry/", deliveries.DeliveryRetryView.as_view()),
 ]
 
