@@ -467,6 +467,30 @@ def test_unreadable_filters_are_invalid(world):
     world.run(cases)
 
 
+def test_null_characters_are_bad_input_not_a_database_error(world):
+    """PostgreSQL text cannot hold U+0000: such input must be a 400, never a 500."""
+    t = world.tid
+    nul = "a\x00b"
+    cases = [
+        Case("token username", None, "POST", "/auth/token/", {"username": nul, "password": "x"}),
+        Case("team name", "admin", "POST", "/teams/", {"name": nul}),
+        Case("user name", "admin", "POST", "/users/", {"username": nul, "password": "Long-pass-1x",
+                                                       "role": "requester"}),
+        Case("type slug", "requester", "POST", "/tickets/", {"type": nul, "title": "x"}),
+        Case("ticket title", "requester", "POST", "/tickets/", {"type": "refund", "title": nul}),
+        Case("key of data", "requester", "POST", "/tickets/",
+             {"type": "refund", "title": "x", "data": {nul: "x"}}),
+        Case("assign agent", "supervisor", "POST", f"/tickets/{t('pooled')}/assign/",
+             {"agent": nul}),
+        Case("comment body", "requester", "POST", f"/tickets/{t('pooled')}/comments/",
+             {"body": nul}),
+        Case("filter type", "supervisor", "GET", "/tickets/", {"type": nul}, field="type"),
+        Case("filter assignee", "supervisor", "GET", "/tickets/", {"assignee": nul},
+             field="assignee"),
+    ]
+    world.run(cases)
+
+
 # -- every transition from every wrong state ------------------------------------------------
 
 # action: (who, valid body, the states it is allowed from, checks the assignee)

@@ -42,11 +42,30 @@ def populated(db, clock, sent_tasks, team, requester, agent_user, supervisor, in
     return {role: Token.objects.get_or_create(user=user)[0].key for role, user in users.items()}
 
 
-def test_every_operation_conforms_to_the_schema_for_every_role(populated):
+@pytest.fixture
+def keep_test_connection():
+    """The WSGI app runs in the test's thread and transaction: like Django's
+    test client, do not let request_started/finished close the connection (on
+    PostgreSQL that would break the test's transaction)."""
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+
+
+def test_every_operation_conforms_to_the_schema_for_every_role(populated, keep_test_connection):
     import schemathesis
     from hypothesis import HealthCheck, Phase, given, settings
     from schemathesis.checks import not_a_server_error
     from schemathesis.specs.openapi.checks import response_schema_conformance
+
+    from django.db import transaction
 
     from helpdesk.wsgi import application
 
@@ -66,14 +85,23 @@ def test_every_operation_conforms_to_the_schema_for_every_role(populated):
                       suppress_health_check=list(HealthCheck))
             @given(case=operation.as_strategy())
             def run(case):
+                # A savepoint per request: a 500 that broke the transaction (on
+                # PostgreSQL) is reported, and the next request still runs.
+                savepoint = transaction.savepoint()
                 response = case.call(headers=headers)
+                if response.status_code >= 500:
+                    transaction.savepoint_rollback(savepoint)
+                else:
+                    transaction.savepoint_commit(savepoint)
                 seen.append(f"{case.method} {case.formatted_path} -> {response.status_code}")
                 case.validate_response(response, checks=[not_a_server_error,
                                                           response_schema_conformance])
 
             try:
                 run()
-            except Exception as exc:  # noqa: BLE001 - collect every operation's finding
+            except BaseException as exc:  # noqa: BLE001 - collect every finding (ExceptionGroups)
+                if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                    raise
                 message = str(exc).strip().splitlines()
                 failures.append(f"[{role}] {operation.label}: {seen[-1:] or ''} "
                                 + " | ".join(message[:12]))

@@ -72,16 +72,41 @@ class AnyBodyAsJSONParser(BaseParser):
         return JSONParser().parse(stream, "application/json", parser_context)
 
 
+NUL_MESSAGE = "Null characters are not allowed."
+
+
+def _has_nul(value: Any) -> bool:
+    """PostgreSQL text cannot hold U+0000: a lookup or insert with one is a
+    DataError (a 500), so such input is refused up front as bad input."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 class ApiView(APIView):
     """Every v1 view: JSON bodies whatever the Content-Type says."""
 
     parser_classes = [JSONParser, AnyBodyAsJSONParser]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        bad = sorted(key for key, values in request.query_params.lists()
+                     if _has_nul(key) or _has_nul(values))
+        if bad:
+            raise ValidationFailed({key.replace("\x00", "") or "detail": [NUL_MESSAGE]
+                                    for key in bad}, NUL_MESSAGE)
 
 
 def body_of(request: Request) -> dict[str, Any]:
     """The JSON object of the request (an empty body reads as {})."""
     data = request.data
     if isinstance(data, dict):
+        if _has_nul(data):
+            raise ValidationFailed({"detail": [NUL_MESSAGE]}, NUL_MESSAGE)
         return data
     if hasattr(data, "dict") and not data:
         return {}
