@@ -461,6 +461,9 @@ def test_unreadable_filters_are_invalid(world):
         ("/notifications/", {"cursor": "%%%"}, "cursor"),
         ("/deliveries/", {"status": "lost"}, "status"),
         ("/deliveries/", {"ticket": "abc"}, "ticket"),
+        ("/kpi/", {"group_by": "planet"}, "group_by"),
+        ("/kpi/", {"from": "2026-13-40"}, "from"),
+        ("/kpi/", {"from": "2026-02-01", "to": "2026-01-01"}, "from"),
     ]:
         who = "supervisor"
         cases.append(Case(f"GET {path} {params}", who, "GET", path, params, 400, "invalid", field))
@@ -629,6 +632,8 @@ def test_roles_that_may_not_act_are_forbidden(world):
         ("requester", "POST", "/agents/me/next/", {}),
         ("agent_user", "GET", "/deliveries/", None),
         ("requester", "POST", "/deliveries/1/retry/", {}),
+        ("agent_user", "GET", "/kpi/", None),
+        ("requester", "GET", "/kpi/", None),
     ]:
         cases.append(Case(f"{who} {method} {path}", who, method, path, body, 403,
                           "permission_denied"))
@@ -642,7 +647,7 @@ def test_anonymous_and_bad_tokens_are_refused(world):
              ("POST", f"/tickets/{world.tid('pooled')}/cancel/"), ("GET", "/agents/me/"),
              ("POST", "/agents/me/next/"), ("GET", "/notifications/"),
              ("POST", "/notifications/read-all/"), ("GET", "/deliveries/"),
-             ("POST", "/deliveries/1/retry/"), ("POST", "/teams/")]
+             ("POST", "/deliveries/1/retry/"), ("POST", "/teams/"), ("GET", "/kpi/")]
     for method, path in paths:
         cases.append(Case(f"anonymous {method} {path}", None, method, path, None, 401,
                           "not_authenticated"))
@@ -673,6 +678,6 @@ def test_the_matrix_covers_every_endpoint():
         "tickets/<id:pk>/cancel/", "tickets/<id:pk>/assign/", "tickets/<id:pk>/notes/",
         "tickets/<id:pk>/comments/", "agents/me/", "agents/me/next/", "notifications/",
         "notifications/read-all/", "notifications/<id:pk>/read/", "deliveries/",
-        "deliveries/<id:pk>/retry/",
+        "deliveries/<id:pk>/retry/", "kpi/",
     }
     assert routes == covered, routes ^ covered
