@@ -213,6 +213,18 @@ ORDERLY_WEBHOOK_TIMEOUT_SECONDS = env_int("ORDERLY_WEBHOOK_TIMEOUT_SECONDS", 10)
 # Hosts outgoing callbacks and webhooks may reach (comma-separated; empty = any).
 ORDERLY_OUTBOUND_ALLOWED_HOSTS = env_list("ORDERLY_OUTBOUND_ALLOWED_HOSTS", [])
 ORDERLY_OUTBOUND_MAX_RESPONSE_BYTES = env_int("ORDERLY_OUTBOUND_MAX_RESPONSE_BYTES", 64 * 1024)
+# Rate limits ("<n>/<second|minute|hour|day>" or "off"): sign-in per client
+# address, ticket creation per user.
+ORDERLY_THROTTLE_SIGNIN = env_str("ORDERLY_THROTTLE_SIGNIN", "60/minute")
+ORDERLY_THROTTLE_CREATE = env_str("ORDERLY_THROTTLE_CREATE", "600/minute")
+# Shared cache (rate-limit counters) when several web processes run, e.g.
+# redis://127.0.0.1:6379/1; unset = per-process local memory.
+ORDERLY_CACHE_URL = os.environ.get("ORDERLY_CACHE_URL", "")
+if ORDERLY_CACHE_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                          "LOCATION": ORDERLY_CACHE_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # Where people reach the site: links in emails.
 ORDERLY_BASE_URL = env_str("ORDERLY_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 
@@ -260,6 +272,8 @@ CELERY_BEAT_SCHEDULE = {
         "auto-close-sweep": "tickets.auto_close_sweep",
         "callback-sweep": "tickets.callback_sweep",
         "delivery-sweep": "tickets.delivery_sweep",
+        # KPI rollup of closed days (agents/kpi_rollup.py); a no-op once done.
+        "kpi-rollup-sweep": "agents.kpi_rollup_sweep",
     }.items()
 }
 

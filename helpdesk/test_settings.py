@@ -8,3 +8,6 @@ CELERY_BROKER_URL = "memory://"
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
 CELERY_TASK_ALWAYS_EAGER = False
 LOGGING = {"version": 1, "disable_existing_loggers": False}
+# Rate limits off except in the tests of rate limits (they override these).
+ORDERLY_THROTTLE_SIGNIN = "off"
+ORDERLY_THROTTLE_CREATE = "off"

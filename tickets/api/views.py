@@ -23,6 +23,7 @@ from agents.models import Agent, User
 from agents.services import agent_set_status, team_create, user_provision
 from feedback.services import ticket_feedback
 from tickets.api import serializers as s
+from tickets.api.throttles import CreateThrottle, SignInThrottle
 from tickets.errors import (
     InvalidTransition,
     NotAssignee,
@@ -200,6 +201,7 @@ def paginate_tickets(request: Request, qs, ordering: str):
 class TokenView(ApiView):
     authentication_classes: list = []
     permission_classes = [permissions.AllowAny]
+    throttle_classes = [SignInThrottle]
 
     @extend_schema(operation_id="auth_token_create", request=s.TokenRequestSerializer,
                    responses={200: s.TokenSerializer, **errors(400)},
@@ -391,6 +393,8 @@ def reload(request: Request, ticket_id: int, *, events: bool = False) -> Respons
 
 
 class TicketListView(ApiView):
+    throttle_classes = [CreateThrottle]
+
     @extend_schema(
         operation_id="tickets_list",
         parameters=[
