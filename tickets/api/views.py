@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib.auth import authenticate
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import DateTimeField, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -447,7 +447,16 @@ class TicketDetailView(ApiView):
     @extend_schema(operation_id="tickets_retrieve",
                    responses={200: s.TicketDetailSerializer, **errors(401, 404)})
     def get(self, request: Request, pk: int) -> Response:
-        return reload(request, pk, events=True)
+        # The ticket row and its events are two queries: on PostgreSQL read
+        # them in one REPEATABLE READ snapshot so a change committed between
+        # them can't show a state its events contradict. (On SQLite an
+        # atomic block would take the write lock; its reads stay as they are.)
+        if connection.vendor != "postgresql" or connection.in_atomic_block:
+            return reload(request, pk, events=True)
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            return reload(request, pk, events=True)
 
 
 def _action(request_serializer, operation_id: str, ok=s.TicketSerializer,
