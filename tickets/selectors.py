@@ -51,7 +51,8 @@ def ticket_list_qs(*, user: User) -> QuerySet[Ticket]:
         Ticket.objects.filter(ticket_visibility_q(user))
         .select_related("ticket_type", "team", "requester", "assignee", "locked_by")
     )
-    if not user.is_requester:
+    # Only agents and supervisors are shown excluded_agents.
+    if user.role in (User.Role.AGENT, User.Role.SUPERVISOR):
         qs = qs.prefetch_related(
             Prefetch("excluded_agents", queryset=User.objects.only("id", "username"))
         )
