@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -44,7 +45,21 @@ def post_json(url: str, body: bytes, *, secret: str = "", timeout: float) -> Ans
     if secret:
         headers["X-Orderly-Signature"] = sign(secret, body)
     cap = settings.ORDERLY_OUTBOUND_MAX_RESPONSE_BYTES
+    # requests' timeout bounds each wait, not the whole call: an endpoint that
+    # drips its answer could hold a worker for ever. Read in chunks against
+    # one deadline, so a call ends within about twice ``timeout``.
+    deadline = time.monotonic() + timeout
     with requests.post(url, data=body, headers=headers, timeout=timeout,
                        allow_redirects=False, stream=True) as response:
-        raw = response.raw.read(cap + 1, decode_content=True) or b""
+        chunks: list[bytes] = []
+        size = 0
+        while size <= cap:
+            chunk = response.raw.read1(min(8192, cap + 1 - size), decode_content=True)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if time.monotonic() > deadline:
+                raise requests.Timeout(f"the answer took longer than {timeout} s")
+        raw = b"".join(chunks)
         return Answer(status=response.status_code, body=raw[:cap], truncated=len(raw) > cap)

@@ -44,3 +44,38 @@ def test_a_wrong_signature_is_reported():
     finally:
         server.shutdown()
     assert lines == ["webhook created for #1 (state None), signature INVALID"]
+
+
+def test_an_answer_dripped_past_the_deadline_is_a_timeout(settings):
+    """requests' timeout is per read; outbound enforces one deadline for the answer."""
+    import time
+    from http.server import BaseHTTPRequestHandler
+
+    import pytest
+
+    from tickets.outbound import post_json
+
+    class Drip(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            return
+
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            for _ in range(100):
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(0.05)
+
+    settings.ORDERLY_OUTBOUND_MAX_RESPONSE_BYTES = 4096
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Drip)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(requests.Timeout):
+            post_json(f"http://127.0.0.1:{server.server_address[1]}/", b"{}", timeout=1)
+    finally:
+        server.shutdown()
+    assert time.monotonic() - started < 3
