@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractUser
 from django.db import models
-from django.db.models import F, Q
 from django.utils import timezone
 
 
@@ -82,3 +81,6 @@ class Agent(BaseModel):
     @property
     def username(self) -> str:
         return self.user.username
+
+
+from agents.kpi_models import KpiDay, KpiRollupDay  # noqa: E402,F401  (registered with the app)

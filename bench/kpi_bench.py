@@ -3,9 +3,11 @@
 Run on purpose, never from the tests. It writes into the configured database
 (``DATABASE_URL``), so point it at a database of its own::
 
-    createdb -h 127.0.0.1 -U postgres orderly_bench
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/orderly_bench \\
-        .venv/bin/python bench/kpi_bench.py --migrate --n 1000000
+    createdb -h 127.0.0.1 -U postgres orderly_kpi_bench
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/orderly_kpi_bench \\
+        .venv/bin/python bench/kpi_bench.py --migrate --n 1000000 --direct
+
+(Not ``orderly_bench``: bench/run.py drops and recreates that one.)
 
 The load uses COPY on PostgreSQL (bulk_create elsewhere): minutes, not hours.
 ``--reuse`` skips the load when the bench data is already there. Histories are
@@ -14,6 +16,12 @@ closed; some are handed over, breached, rejected and resolved again, resolved
 by the callback flow or cancelled; the last day's are still open. Timings (the
 median of ``--repeat`` runs, milliseconds) are printed and appended as a JSON
 line to ``bench/results/kpi.jsonl``.
+
+After the load, the closed days are rolled up as the beat sweep would
+(``agents.kpi_rollup.kpi_rollup_sweep``); the timings are of the selectors
+as served (rollup for closed days, today from the events), ``--direct`` adds
+the direct computation for comparison, and every run checks that both give
+the same numbers.
 """
 from __future__ import annotations
 
@@ -41,6 +49,8 @@ from django.test import RequestFactory  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from agents import kpi  # noqa: E402
+from agents.kpi_models import KpiDay  # noqa: E402
+from agents.kpi_rollup import kpi_rollup_sweep  # noqa: E402
 from agents.models import Agent, Team, User  # noqa: E402
 from tickets.models import Ticket, TicketEvent, TicketType  # noqa: E402
 
@@ -279,6 +289,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=6)
     parser.add_argument("--reuse", action="store_true", help="skip loading if data is there")
     parser.add_argument("--migrate", action="store_true", help="migrate the database first")
+    parser.add_argument("--direct", action="store_true",
+                        help="also time the direct computation (no rollup)")
     args = parser.parse_args()
 
     if args.migrate:
@@ -294,20 +306,43 @@ def main() -> None:
     tickets = Ticket.objects.count()
     events = TicketEvent.objects.count()
 
+    # The beat sweep's work, all at once: roll up every closed day not rolled
+    # up yet (after a load, all of them; with --reuse, none or the new ones).
+    started = time.perf_counter()
+    built = kpi_rollup_sweep(limit=args.days + 2)
+    rollup_seconds = round(time.perf_counter() - started, 1)
+    print(f"rolled up {len(built)} days in {rollup_seconds} s "
+          f"({KpiDay.objects.count():,} rollup rows in all)")
+
     _, _, _, _, supervisor = _people()
     today = kpi.kpi_today()
     period = kpi.Period(today - timedelta(days=args.period - 1), today)
     scopes = {"supervisor (2 teams)": kpi.kpi_team_ids(user=supervisor), "all teams": None}
     timings: dict[str, float] = {}
+    mismatches = []
     for scope, team_ids in scopes.items():
         for group_by in kpi.GROUPINGS:
             timings[f"rows {group_by}, {scope}"] = _time(
                 lambda g=group_by, t=team_ids: kpi.kpi_rows(period=period, group_by=g,
                                                             team_ids=t), args.repeat)
+            if args.direct:
+                timings[f"rows {group_by}, {scope}, direct (no rollup)"] = _time(
+                    lambda g=group_by, t=team_ids: kpi.kpi_rows(
+                        period=period, group_by=g, team_ids=t, rollup=False), args.repeat)
+            fast = kpi.kpi_rows(period=period, group_by=group_by, team_ids=team_ids)
+            if fast != kpi.kpi_rows(period=period, group_by=group_by, team_ids=team_ids,
+                                    rollup=False):
+                mismatches.append(f"rows {group_by}, {scope}")
         timings[f"daily series, {scope}"] = _time(
             lambda t=team_ids: kpi.kpi_daily(period=period, team_ids=t), args.repeat)
         timings[f"rating counts, {scope}"] = _time(
             lambda t=team_ids: kpi.kpi_rating_counts(period=period, team_ids=t), args.repeat)
+        if kpi.kpi_daily(period=period, team_ids=team_ids) != kpi.kpi_daily(
+                period=period, team_ids=team_ids, rollup=False):
+            mismatches.append(f"daily, {scope}")
+        if kpi.kpi_rating_counts(period=period, team_ids=team_ids) != kpi.kpi_rating_counts(
+                period=period, team_ids=team_ids, rollup=False):
+            mismatches.append(f"ratings, {scope}")
 
     # The API and the dashboard end to end (view, queries, rendering).
     from rest_framework.test import APIRequestFactory, force_authenticate
@@ -337,11 +372,14 @@ def main() -> None:
           f"period {period.first}..{period.last}; median of {args.repeat} runs")
     for name, ms in timings.items():
         print(f"  {name:<{width}}  {ms:>8.1f} ms")
+    print("rollup == direct: " + ("yes, every figure" if not mismatches
+                                  else "NO: " + ", ".join(mismatches)))
     result = {
         "at": datetime.now(dt_timezone.utc).isoformat(timespec="seconds"),
         "vendor": connection.vendor, "tickets": tickets, "events": events,
         "history_days": args.days, "period_days": args.period, "load_seconds": load_seconds,
-        "repeat": args.repeat, "ms": timings,
+        "repeat": args.repeat, "rollup_seconds": rollup_seconds,
+        "rollup_equals_direct": not mismatches, "ms": timings,
     }
     out = ROOT / "bench" / "results" / "kpi.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
