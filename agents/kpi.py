@@ -673,6 +673,11 @@ def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
+def kpi_row_empty(key: str) -> dict[str, Any]:
+    """The row of a group with nothing in the period and nothing open."""
+    return _row(key, {}, {}, None)
+
+
 def _row(key: str, s: dict[str, Any], b: dict[str, Any], p90: float | None) -> dict[str, Any]:
     resolved = s.get("resolved", 0)
     rated = s.get("rated", 0)

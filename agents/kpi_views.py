@@ -112,6 +112,30 @@ def _cell(key: str, value: Any) -> str:
     return str(value)
 
 
+@role_required(User.Role.AGENT)
+def kpi_mine(request: HttpRequest) -> HttpResponse:
+    """An agent's own KPIs (same definitions as the dashboard, their row only,
+    over every team: all of their own work counts)."""
+    errors: dict[str, list[str]] = {}
+    try:
+        preset, period = _period_of(request.GET)
+    except ValidationFailed as exc:
+        errors.update(exc.fields)
+        preset, period = "30", _period_of({"period": "30"})[1]
+    username = request.user.username
+    rows = kpi.kpi_rows(period=period, group_by="agent", team_ids=None, keys=[username])
+    # An agent in no team yet has no row: the same zeros as any quiet agent.
+    row = rows[0] if rows else kpi.kpi_row_empty(username)
+    context = {
+        "errors": errors,
+        "preset": preset,
+        "presets": [("today", "Today"), ("7", "7 days"), ("30", "30 days"), ("custom", "Custom")],
+        "period": period,
+        "metrics": [(key, label, _cell(key, row[key])) for key, label in COLUMNS[1:]],
+    }
+    return render(request, "agents/kpi_mine.html", context, status=400 if errors else 200)
+
+
 # -- charts (pygal) -----------------------------------------------------------------
 
 

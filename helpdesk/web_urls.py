@@ -2,7 +2,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from agents import views as agent_views
+from agents import kpi_views, views as agent_views
 from feedback import views as portal_views
 from tickets import views as ticket_views
 
@@ -34,6 +34,7 @@ work = ([
     path("status/", agent_views.agent_status, name="status"),
     path("pull/", agent_views.pull, name="pull"),
     path("pool/", agent_views.pool, name="pool"),
+    path("kpi/", kpi_views.kpi_mine, name="kpi"),
     path("tickets/<int:pk>/", ticket_views.ticket_detail, name="ticket"),
     path("tickets/<int:pk>/<slug:action>/", ticket_views.ticket_action, name="action"),
 ], "work")
