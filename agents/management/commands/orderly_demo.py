@@ -4,23 +4,33 @@ Idempotent: people and types are created when missing, and each demo ticket is
 created with an idempotency key, so its story (dispatch, lock, hand-over,
 resolve, feedback, cancel) is played only the first time. Every ticket change
 goes through the service layer, exactly as the portals and the API do it.
+
+History for the KPI dashboard: three weeks of finished tickets (requester
+``hana``, who has no email address, so no mail is queued for the past) are
+played through the same services with the clock moved back (time-machine),
+so every event carries the time it would have had; then the closed days are
+rolled up. Played once, like the stories.
 """
 from __future__ import annotations
 
+import random
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils import timezone
 
 from agents.models import Agent, Team, User
 from agents.services import agent_set_status, team_create, user_provision
 from feedback.services import ticket_feedback
 from tickets.errors import OrderlyError
-from tickets.models import Channel, Ticket, TicketType, TicketTypeField
+from tickets.models import Channel, IdempotencyKey, Ticket, TicketState, TicketType, TicketTypeField
 from tickets.services.creation import ticket_create
-from tickets.services.dispatch import dispatch_run
+from tickets.services.dispatch import dispatch_run, ticket_assign
+from tickets.services.sweeps import ticket_auto_close, ticket_breach
 from tickets.services.work import (
     ticket_cancel,
     ticket_comment,
@@ -31,6 +41,11 @@ from tickets.services.work import (
 )
 
 PASSWORD = "demo-pass-123"
+HISTORY_DAYS = 21
+HISTORY_KEY = "orderly-demo-history"
+# The history's requester: no address, so three weeks of past notifications
+# queue no email when `make run` starts.
+NO_EMAIL = {"hana"}
 SUPERVISOR_GROUP = "Supervisors"
 
 TEAMS = ["Billing", "Travel"]
@@ -115,6 +130,7 @@ PEOPLE: list[tuple[str, str, list[str], int | None, str | None, str]] = [
     ("tom", User.Role.SUPERVISOR, ["Travel"], None, None, "Tom"),
     ("rita", User.Role.REQUESTER, [], None, None, "Rita"),
     ("ralph", User.Role.REQUESTER, [], None, None, "Ralph"),
+    ("hana", User.Role.REQUESTER, [], None, None, "Hana"),
     ("booking-system", User.Role.INTEGRATION, [], None, None, ""),
 ]
 
@@ -140,6 +156,8 @@ class Command(BaseCommand):
             help="also create a new airport-assist ticket (2-minute limit) to watch a breach",
         )
         parser.add_argument("--quiet-logins", action="store_true", help="do not print the logins")
+        parser.add_argument("--history-days", type=int, default=HISTORY_DAYS,
+                            help="days of finished tickets for the KPI charts (0: none)")
 
     def handle(self, *args, **options):
         self.created: list[str] = []
@@ -154,6 +172,7 @@ class Command(BaseCommand):
         tokens["admin"] = self._admin()
         for spec in TYPES:
             self._ticket_type(spec)
+        self._history(days=options["history_days"])
         self._stories()
         if options["breach"]:
             self._airport_ticket(key=None)
@@ -179,7 +198,8 @@ class Command(BaseCommand):
         user = User.objects.filter(username=username).first()
         if user is None:
             user, _token = user_provision(
-                username=username, password=PASSWORD, email=f"{username}@example.com",
+                username=username, password=PASSWORD,
+                email="" if username in NO_EMAIL else f"{username}@example.com",
                 role=role, teams=teams, capacity=capacity, check_password=False,
             )
             user.first_name = first
@@ -351,6 +371,128 @@ class Command(BaseCommand):
 
         # The 2-minute type: it breaches while you watch (the supervisor is told).
         self._airport_ticket(key="a1")
+
+    # -- history for the KPI charts ------------------------------------------------
+
+    def _history(self, days: int) -> None:
+        """Finished tickets over the last ``days`` days, played through the
+        services with the clock moved back; each ticket's story is over before
+        the next one starts, so the agents' loads end as they began."""
+        hana = User.objects.filter(username="hana").first()
+        if days <= 0 or hana is None or IdempotencyKey.objects.filter(
+                user=hana, key=f"{HISTORY_KEY}-0-0").exists():
+            return
+        import time_machine  # a dev dependency, installed for `make run` too
+
+        from agents.kpi_rollup import kpi_rollup_sweep
+
+        rng = random.Random(2026)
+        boss = User.objects.get(username="admin")
+        agents = {team: list(User.objects.filter(role=User.Role.AGENT, teams__name=team)
+                             .order_by("username").values_list("username", flat=True))
+                  for team in TEAMS}
+        types = list(TicketType.objects.filter(slug__in=[t["slug"] for t in TYPES])
+                     .select_related("team"))
+        weights = [5 if t.slug == "refund-request" else 1 if t.slug == "airport-assist" else 3
+                   for t in types]
+        tz = timezone.get_default_timezone()
+        today = timezone.localdate()
+        count = 0
+        real_now = timezone.now()
+        with time_machine.travel(real_now, tick=False) as clock:
+            for back in range(days, 0, -1):
+                day = today - timedelta(days=back)
+                # A busier middle week, quieter weekends: charts with a shape.
+                n = rng.randint(2, 4) if day.weekday() >= 5 else rng.randint(7, 13) + (
+                    4 if days // 3 <= back < 2 * days // 3 else 0)
+                for i in range(n):
+                    start = timezone.make_aware(datetime.combine(day, time(8)), tz) + timedelta(
+                        minutes=rng.randint(0, 9 * 60), seconds=rng.randint(0, 59))
+                    clock.move_to(start)
+                    ttype = rng.choices(types, weights)[0]
+                    self._history_ticket(clock, rng, hana, boss, ttype,
+                                         agents[ttype.team.name], f"{HISTORY_KEY}-{back - 1}-{i}"
+                                         if (back, i) != (days, 0) else f"{HISTORY_KEY}-0-0",
+                                         real_now)
+                    count += 1
+        built = kpi_rollup_sweep()
+        self.created.append(f"{count} past tickets over {days} days ({len(built)} days rolled up)")
+
+    def _history_ticket(self, clock, rng: random.Random, hana: User, boss: User,
+                        ttype: TicketType, usernames: list[str], key: str, real_now: datetime) -> None:
+        data = {f.name: self._sample(f) for f in ttype.fields.all() if f.required}
+        ticket, created = ticket_create(by=hana, type_slug=ttype.slug, title=f"{ttype.name}",
+                                        description="", data=data, idempotency_key=key)
+        if not created:
+            return
+
+        def later(lo: int, hi: int) -> None:
+            clock.shift(timedelta(minutes=rng.randint(lo, hi), seconds=rng.randint(0, 59)))
+
+        def assign() -> str:
+            later(1, 40)
+            who = rng.choice(usernames)
+            self._past_step(real_now, "assign", ticket_assign, ticket_id=ticket.pk, agent_username=who, by=boss)
+            return who
+
+        if rng.random() < 0.05:
+            later(5, 90)
+            self._past_step(real_now, "cancel", ticket_cancel, ticket_id=ticket.pk, by=hana,
+                       reason="No longer needed.")
+            return
+        rounds = 2 if rng.random() < 0.1 else 1
+        for n in range(rounds):
+            who = assign()
+            if rng.random() < 0.1:
+                later(5, 40)
+                self._past_step(real_now, "hand over", ticket_handover, ticket_id=ticket.pk,
+                           by=User.objects.get(username=who), reason="Needs a colleague.")
+                who = assign()
+            limit = ttype.time_limit_minutes
+            work = int(rng.expovariate(1 / (limit * 0.45))) + 2
+            ticket.refresh_from_db()
+            if ticket.due_at and timezone.now() + timedelta(minutes=work) > ticket.due_at \
+                    and rng.random() < 0.7:
+                clock.move_to(ticket.due_at + timedelta(seconds=rng.randint(5, 300)))
+                self._past_step(real_now, "breach", ticket_breach, ticket_id=ticket.pk)
+                ticket.refresh_from_db()
+                if ticket.state == TicketState.POOLED:
+                    who = assign()
+                work = rng.randint(3, max(4, limit // 2))
+            clock.shift(timedelta(minutes=work, seconds=rng.randint(0, 59)))
+            self._past_step(real_now, "resolve", ticket_resolve, ticket_id=ticket.pk,
+                       by=User.objects.get(username=who), result="Done.")
+            later(20, 600)
+            if n < rounds - 1:
+                self._past_step(real_now, "reject", ticket_feedback, ticket_id=ticket.pk, by=hana,
+                           accepted=False, rating=rng.choice([1, 2, None]),
+                           comment="Not solved yet.")
+        if rng.random() < 0.8:
+            self._past_step(real_now, "accept", ticket_feedback, ticket_id=ticket.pk, by=hana, accepted=True,
+                       rating=rng.choices([5, 4, 3, 2, 1, None], [40, 28, 12, 6, 4, 10])[0])
+        else:
+            ticket.refresh_from_db()
+            if ticket.feedback_due_at and ticket.feedback_due_at < real_now - timedelta(hours=1):
+                clock.move_to(ticket.feedback_due_at + timedelta(minutes=1))
+                self._past_step(real_now, "auto close", ticket_auto_close, ticket_id=ticket.pk)
+
+    def _past_step(self, real_now: datetime, what: str, fn, **kwargs):
+        """A history step, only while the moved clock is still in the past."""
+        if timezone.now() >= real_now - timedelta(minutes=5):
+            return None
+        return self._step(what, fn, **kwargs)
+
+    @staticmethod
+    def _sample(field: TicketTypeField) -> Any:
+        if field.kind == TicketTypeField.Kind.CHOICE:
+            return field.choices[0]
+        if field.kind == TicketTypeField.Kind.NUMBER:
+            return 1
+        if field.kind == TicketTypeField.Kind.DATE:
+            return "2026-11-01"
+        if field.kind == TicketTypeField.Kind.EMAIL:
+            return "hana@example.invalid"
+        return "ABC123"[: field.effective_max_length or 6]
 
     def _airport_ticket(self, key: str | None) -> None:
         self._create(key, "ralph", "airport-assist", "Missed my connection in Frankfurt",
