@@ -25,6 +25,10 @@ def test_demo_history_fills_the_charts_once(db):
         assert kpi.kpi_rows(period=period, group_by=group_by, team_ids=None) == kpi.kpi_rows(
             period=period, group_by=group_by, team_ids=None, rollup=False)
     assert not TicketEvent.objects.filter(at__gt=kpi.timezone.now()).exists()
+    # Each ticket's story moves forward in time only.
+    for ticket in Ticket.objects.prefetch_related("events"):
+        times = [e.at for e in ticket.events.all()]
+        assert times == sorted(times), ticket.pk
 
     out = StringIO()
     call_command("orderly_demo", "--quiet-logins", "--history-days", "4", stdout=out,

@@ -453,7 +453,9 @@ class Command(BaseCommand):
             ticket.refresh_from_db()
             if ticket.due_at and timezone.now() + timedelta(minutes=work) > ticket.due_at \
                     and rng.random() < 0.7:
-                clock.move_to(ticket.due_at + timedelta(seconds=rng.randint(5, 300)))
+                # Never back in time: the deadline may have passed already.
+                clock.move_to(max(timezone.now(), ticket.due_at)
+                              + timedelta(seconds=rng.randint(5, 300)))
                 self._past_step(real_now, "breach", ticket_breach, ticket_id=ticket.pk)
                 ticket.refresh_from_db()
                 if ticket.state == TicketState.POOLED:
