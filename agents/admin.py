@@ -35,7 +35,9 @@ class UserAdmin(DjangoUserAdmin):
     list_filter = ("role", "teams", "is_staff", "is_superuser", "is_active")
     search_fields = ("username", "first_name", "last_name", "email")
     filter_horizontal = ("teams", "groups", "user_permissions")
-    fieldsets = DjangoUserAdmin.fieldsets + (("Orderly", {"fields": ("role", "teams")}),)
+    fieldsets = DjangoUserAdmin.fieldsets + (
+        ("Orderly", {"fields": ("role", "teams", "time_zone")}),
+    )
     add_fieldsets = DjangoUserAdmin.add_fieldsets + (
         ("Orderly", {"classes": ("wide",), "fields": ("email", "role", "teams")}),
     )

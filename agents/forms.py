@@ -59,3 +59,13 @@ class PoolFilterForm(forms.Form):
         if not supervisor:
             # Agents see the pool only (read-only).
             del self.fields["state"]
+
+
+def _zone_choices() -> list[tuple[str, str]]:
+    from zoneinfo import available_timezones
+
+    return [("", "The desk's time zone")] + [(z, z) for z in sorted(available_timezones())]
+
+
+class PreferencesForm(forms.Form):
+    time_zone = forms.ChoiceField(label="Show times in", required=False, choices=_zone_choices)

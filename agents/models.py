@@ -1,7 +1,11 @@
 """People: users with a role, teams, and the agents who work tickets."""
 from __future__ import annotations
 
+from zoneinfo import available_timezones
+
 from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import UserManager as DjangoUserManager
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -24,6 +28,19 @@ class Team(BaseModel):
         return self.name
 
 
+def validate_time_zone(value: str) -> None:
+    if value and value not in available_timezones():
+        raise ValidationError(f"{value!r} is not a known time zone.")
+
+
+class UserManager(DjangoUserManager):
+    def create_superuser(self, username, email=None, password=None, **extra_fields):
+        # A superuser runs the desk: by default a supervisor (createsuperuser
+        # would otherwise make a requester who sees nothing of the desk).
+        extra_fields.setdefault("role", User.Role.SUPERVISOR)
+        return super().create_superuser(username, email, password, **extra_fields)
+
+
 class User(AbstractUser):
     class Role(models.TextChoices):
         REQUESTER = "requester", "Requester"
@@ -34,6 +51,11 @@ class User(AbstractUser):
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.REQUESTER)
     # Agents work the tickets of these teams; supervisors oversee them.
     teams = models.ManyToManyField(Team, related_name="members", blank=True)
+    # IANA zone the pages show times in; empty = the server's TIME_ZONE.
+    time_zone = models.CharField(max_length=64, blank=True, default="",
+                                 validators=[validate_time_zone])
+
+    objects = UserManager()
 
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"

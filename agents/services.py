@@ -36,6 +36,22 @@ def agent_set_status(*, by: User, status: Any) -> Agent:
 
 
 @transaction.atomic
+def user_set_time_zone(*, user: User, time_zone: Any) -> User:
+    """The zone a user's pages show times in ("" = the server's)."""
+    from agents.models import validate_time_zone
+
+    if not isinstance(time_zone, str):
+        raise ValidationFailed({"time_zone": ["Must be a time zone name."]})
+    try:
+        validate_time_zone(time_zone)
+    except DjangoValidationError as exc:
+        raise ValidationFailed({"time_zone": list(exc.messages)}) from None
+    user.time_zone = time_zone
+    user.save(update_fields=["time_zone"])
+    return user
+
+
+@transaction.atomic
 def team_create(*, name: Any) -> Team:
     if not isinstance(name, str) or not name.strip():
         raise ValidationFailed({"name": ["This field is required."]})

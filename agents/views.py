@@ -15,9 +15,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from agents.forms import PoolFilterForm, SignupForm, StatusForm
+from agents.forms import PoolFilterForm, PreferencesForm, SignupForm, StatusForm
 from agents.models import Agent, Team, User
-from agents.services import agent_set_status, user_provision
+from agents.services import agent_set_status, user_provision, user_set_time_zone
 from tickets import errors
 from tickets.models import OPEN_STATES, Ticket, TicketEvent, TicketState, TicketType
 from tickets.selectors import ticket_list_qs
@@ -73,6 +73,25 @@ def signup(request: HttpRequest) -> HttpResponse:
             return redirect("home")
     status = 400 if form.is_bound else 200
     return render(request, "registration/signup.html", {"form": form}, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+def preferences(request: HttpRequest) -> HttpResponse:
+    """Each signed-in user picks the time zone their pages show."""
+    if not request.user.is_authenticated:
+        return redirect(f"{reverse('login')}?next={request.path}")
+    form = PreferencesForm(request.POST or None,
+                           initial={"time_zone": request.user.time_zone})
+    if request.method == "POST" and form.is_valid():
+        try:
+            user_set_time_zone(user=request.user, time_zone=form.cleaned_data["time_zone"])
+        except errors.ValidationFailed as exc:
+            form_add_service_error(form, exc)
+        else:
+            messages.success(request, "Your preferences are saved.")
+            return redirect("preferences")
+    status = 400 if form.is_bound else 200
+    return render(request, "registration/preferences.html", {"form": form}, status=status)
 
 
 # -- workbench ---------------------------------------------------------------------

@@ -10,6 +10,7 @@ accounts = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("signup/", agent_views.signup, name="signup"),
+    path("preferences/", agent_views.preferences, name="preferences"),
     path("password-reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
     path("password-reset/sent/", auth_views.PasswordResetDoneView.as_view(),
          name="password_reset_done"),
