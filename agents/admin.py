@@ -92,15 +92,13 @@ class AgentAdmin(admin.ModelAdmin):
         # Write only what the form changed: active_count and status belong to
         # the service layer, and a full save would write back stale values.
         changed = [name for name in form.changed_data if name not in self.readonly_fields]
-        if not changed:
-            return
-        obj.save(update_fields=[*changed, "updated_at"])
         if "capacity" in changed:
-            # More room may make an assignment possible: nudge the dispatcher,
-            # as the service layer does after every such change.
-            from tickets.services.common import on_commit_dispatch
+            from agents.services import agent_set_capacity
 
-            on_commit_dispatch()
+            agent_set_capacity(agent_id=obj.pk, capacity=obj.capacity)
+            changed.remove("capacity")
+        if changed:
+            obj.save(update_fields=[*changed, "updated_at"])
 
     @admin.action(description="Run dispatch now", permissions=["change"])
     def run_dispatch(self, request, queryset):

@@ -36,6 +36,25 @@ def agent_set_status(*, by: User, status: Any) -> Agent:
 
 
 @transaction.atomic
+def agent_set_capacity(*, agent_id: int, capacity: Any) -> Agent:
+    """A supervisor changes how many tickets an agent may hold at once.
+
+    Lowering it below the current load takes nothing away (the agent simply
+    gets nothing new until under it); raising it nudges the dispatcher.
+    """
+    if isinstance(capacity, bool) or not isinstance(capacity, int) or not 0 <= capacity <= 1000:
+        raise ValidationFailed({"capacity": ["Must be a whole number from 0 to 1000."]})
+    agent = Agent.objects.select_for_update().get(pk=agent_id)
+    if agent.capacity != capacity:
+        raised = capacity > agent.capacity
+        agent.capacity = capacity
+        agent.save(update_fields=["capacity", "updated_at"])
+        if raised:
+            on_commit_dispatch()
+    return agent
+
+
+@transaction.atomic
 def user_set_time_zone(*, user: User, time_zone: Any) -> User:
     """The zone a user's pages show times in ("" = the server's)."""
     from agents.models import validate_time_zone

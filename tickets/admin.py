@@ -17,6 +17,7 @@ from django.db.models import QuerySet
 from agents.models import User
 from feedback.models import Feedback
 from tickets.errors import OrderlyError, ValidationFailed
+from tickets.delivery_models import Delivery
 from tickets.models import (
     Channel,
     IdempotencyKey,
@@ -341,3 +342,47 @@ class IdempotencyKeyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ("user", "ticket")
     search_fields = ("key", "user__username", "=ticket__id")
     ordering = ("-id",)
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Outgoing emails and webhooks with their attempts; failed ones can be
+    sent again (through the same service as the API's retry)."""
+
+    list_display = ("id", "created_at", "ticket", "channel", "event", "recipient", "status",
+                    "attempts", "next_attempt_at", "sent_at")
+    list_filter = ("status", "channel", "event")
+    search_fields = ("recipient", "ticket__id", "ticket__title")
+    list_select_related = ("ticket",)
+    readonly_fields = ("ticket", "channel", "recipient", "event", "status", "attempts",
+                       "last_error", "next_attempt_at", "created_at", "sent_at")
+    exclude = ("payload",)  # may hold what was sent; attempts and errors are what matter
+    actions = ("retry_failed",)
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        if request.user.is_superuser:
+            return qs
+        return qs.filter(ticket__team__in=request.user.teams.all())
+
+    def has_supervise_permission(self, request) -> bool:
+        user = request.user
+        return user.is_active and user.role == User.Role.SUPERVISOR and self.has_view_permission(
+            request
+        )
+
+    @admin.action(description="Send selected failed deliveries again", permissions=["supervise"])
+    def retry_failed(self, request, queryset):
+        from tickets.services.deliveries import delivery_retry
+
+        done = 0
+        for delivery_id in queryset.order_by("id").values_list("id", flat=True):
+            try:
+                delivery_retry(delivery_id=delivery_id, by=request.user)
+            except OrderlyError as exc:
+                self.message_user(request, f"#{delivery_id}: {_error_text(exc)}", messages.ERROR)
+            else:
+                done += 1
+        if done:
+            self.message_user(request, f"{done} delivery(ies) will be sent again.",
+                              messages.SUCCESS)

@@ -145,3 +145,34 @@ def test_provision_refuses_bad_input(requester, team, kwargs, field):
         user_provision(**args)
     assert field in exc.value.fields
     assert User.objects.count() == before
+
+
+# -- capacity ---------------------------------------------------------------------------------------
+
+
+def test_raising_capacity_nudges_the_dispatcher_lowering_takes_nothing_away(
+    agent_user, django_capture_on_commit_callbacks, sent_tasks
+):
+    from agents.services import agent_set_capacity
+
+    agent = agent_row(agent_user)
+    Agent.objects.filter(pk=agent.pk).update(active_count=3, capacity=3)
+    with django_capture_on_commit_callbacks(execute=True):
+        agent_set_capacity(agent_id=agent.pk, capacity=5)
+    assert sent_tasks == [("tickets.dispatch", {})]
+    with django_capture_on_commit_callbacks(execute=True):
+        lowered = agent_set_capacity(agent_id=agent.pk, capacity=1)
+    assert sent_tasks == [("tickets.dispatch", {})]      # no nudge for less room
+    assert (lowered.capacity, lowered.active_count) == (1, 3)
+
+
+@pytest.mark.parametrize("bad", [-1, 1001, "5", None, True, 2.5])
+def test_capacity_must_be_a_whole_number_in_range(agent_user, bad):
+    from agents.services import agent_set_capacity
+
+    agent = agent_row(agent_user)
+    before = agent.capacity
+    with pytest.raises(ValidationFailed) as caught:
+        agent_set_capacity(agent_id=agent.pk, capacity=bad)
+    assert "capacity" in caught.value.fields
+    assert agent_row(agent_user).capacity == before
