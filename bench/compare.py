@@ -46,8 +46,12 @@ def server_cpu(r: dict) -> float:
     return sum(v for k, v in r.get("cpu_ms_per_req", {}).items() if k != "client")
 
 
-def http_rows(rows: list[dict], label: str) -> list[dict]:
-    return [r for r in rows if r.get("label") == label and not r.get("failures")]
+SINCE = ""
+
+
+def http_rows(rows: list[dict], label: str, since: str = "") -> list[dict]:
+    return [r for r in rows if r.get("label") == label and not r.get("failures")
+            and r.get("ts", "") >= since]
 
 
 def summary(rows: list[dict]) -> dict:
@@ -63,7 +67,11 @@ def ratio(a, b):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--peer-results", default="/tmp/dh-results")
+    ap.add_argument("--create-since", default="",
+                    help="only creation runs from this time on (ISO, e.g. 2026-11-25T12:27)")
     a = ap.parse_args()
+    global SINCE
+    SINCE = a.create_since
     peer_dir = Path(a.peer_results)
     print("| db | scenario | Orderly | peer (django-helpdesk) | ratio |")
     print("|---|---|---|---|---|")
@@ -82,14 +90,15 @@ def main() -> None:
         create_q = [r["queries"] for (n, op), r in our_q.items() if op == "create"]
 
         for c in (1, 8):
-            o = summary(http_rows(ours, f"{db}|create|c{c}"))
-            p = summary(http_rows(peer_side, f"{db}|create|c{c}")
+            o = summary(http_rows(ours, f"{db}|create|c{c}", SINCE))
+            p = summary(http_rows(peer_side, f"{db}|create|c{c}", SINCE)
                         or http_rows(peer_harness, f"{db}|create|c{c}"))
             # Each Orderly run was followed at once by the peer's (--peer-create):
             # the ratio is the median of those pairs, so that a machine whose
             # load changes between runs does not skew it.
             pairs = [oa["rps"] / pa["rps"] for oa, pa in zip(
-                http_rows(ours, f"{db}|create|c{c}"), http_rows(peer_side, f"{db}|create|c{c}"))]
+                http_rows(ours, f"{db}|create|c{c}", SINCE),
+                http_rows(peer_side, f"{db}|create|c{c}", SINCE))]
             paired = f"{med(pairs):.1f}× (paired runs: {', '.join(f'{x:.1f}' for x in pairs)})" \
                 if pairs else ratio(o["rps"], p["rps"])
             print(f"| {db} | create c{c}: req/s | {f(o['rps'])} | {f(p['rps'])} | {paired} |")
