@@ -20,10 +20,11 @@ REDIS_URL ?= redis://127.0.0.1:6379/0
 # (system, browser) must not fail the run.
 ALLOW_EMPTY = status=$$?; if [ $$status -eq 5 ]; then echo "(no tests in this subset yet)"; else exit $$status; fi
 
-.PHONY: help venv setup run test test-all test-unit-postgres test-system test-browser demo clean
+.PHONY: help venv setup run run-scaled test test-all test-unit-postgres test-system test-browser demo clean
 
 help:
 	@echo "make run       start web + Celery worker + beat on SQLite (PORT=$(PORT))"
+	@echo "make run-scaled  the same on local PostgreSQL + Redis: 4 web workers, 2 Celery workers, 1 beat"
 	@echo "make test      the suite that needs no outside server"
 	@echo "make test-all  everything: also PostgreSQL, Redis and Chromium"
 
@@ -49,6 +50,23 @@ demo: setup
 run: demo
 	PATH="$(BIN):$$PATH" ORDERLY_BASE_URL=$${ORDERLY_BASE_URL:-http://127.0.0.1:$(PORT)} \
 	  $(BIN)/honcho start --procfile Procfile --port $(PORT)
+
+# Scaled mode on one machine: PostgreSQL ($(PG_URL); the database is created
+# when missing) and Redis ($(REDIS_URL)); gunicorn with 4 workers, two Celery
+# worker processes and one beat (Procfile.scaled). Same demo data and logins
+# as `make run`. Several machines: see README.md, "Scale-out".
+SCALED_ENV = DATABASE_URL=$(PG_URL) CELERY_BROKER_URL=$(REDIS_URL)
+run-scaled: $(STAMP)
+	$(BIN)/python -c "import sys, psycopg; from urllib.parse import urlsplit, urlunsplit; \
+	  u = urlsplit(sys.argv[1]); name = u.path.lstrip('/'); \
+	  c = psycopg.connect(urlunsplit(u._replace(path='/postgres')), autocommit=True); \
+	  c.execute('SELECT 1 FROM pg_database WHERE datname = %s', (name,)).fetchone() \
+	  or c.execute('CREATE DATABASE \"%s\"' % name)" "$(PG_URL)"
+	$(SCALED_ENV) $(BIN)/python manage.py migrate --noinput
+	$(SCALED_ENV) $(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(SCALED_ENV) $(BIN)/python manage.py orderly_demo --port $(PORT)
+	PATH="$(BIN):$$PATH" $(SCALED_ENV) ORDERLY_BASE_URL=$${ORDERLY_BASE_URL:-http://127.0.0.1:$(PORT)} \
+	  $(BIN)/honcho start --procfile Procfile.scaled --port $(PORT)
 
 test: $(STAMP)
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
