@@ -44,7 +44,8 @@ setup: $(STAMP)
 
 # Demo data (idempotent): prints the URLs and every demo login.
 demo: setup
-	$(BIN)/python manage.py orderly_demo --port $(PORT)
+	ORDERLY_BASE_URL=$${ORDERLY_BASE_URL:-http://127.0.0.1:$(PORT)} \
+	  $(BIN)/python manage.py orderly_demo --port $(PORT)
 
 # honcho gives the first Procfile entry (web) the port; Ctrl-C stops all three.
 run: demo
@@ -64,7 +65,8 @@ run-scaled: $(STAMP)
 	  or c.execute('CREATE DATABASE \"%s\"' % name)" "$(PG_URL)"
 	$(SCALED_ENV) $(BIN)/python manage.py migrate --noinput
 	$(SCALED_ENV) $(BIN)/python manage.py collectstatic --noinput --verbosity 0
-	$(SCALED_ENV) $(BIN)/python manage.py orderly_demo --port $(PORT)
+	$(SCALED_ENV) ORDERLY_BASE_URL=$${ORDERLY_BASE_URL:-http://127.0.0.1:$(PORT)} \
+	  $(BIN)/python manage.py orderly_demo --port $(PORT)
 	PATH="$(BIN):$$PATH" $(SCALED_ENV) ORDERLY_BASE_URL=$${ORDERLY_BASE_URL:-http://127.0.0.1:$(PORT)} \
 	  $(BIN)/honcho start --procfile Procfile.scaled --port $(PORT)
 
