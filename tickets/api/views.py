@@ -438,9 +438,14 @@ class TicketListView(ApiView):
             requester_username=body.get("requester"),
             idempotency_key=key,
         )
-        ticket = ticket_get_for_user(user=request.user, ticket_id=ticket.pk)
-        return Response(render_ticket(request, ticket),
-                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        if not created:
+            # A replay (idempotency key): the ticket as it is now.
+            ticket = ticket_get_for_user(user=request.user, ticket_id=ticket.pk)
+            return Response(render_ticket(request, ticket), status=status.HTTP_200_OK)
+        # The new ticket is rendered from the objects the service wrote (its
+        # type, team and requester are loaded; no assignee, lock or excluded
+        # agents yet): the same answer as a re-read, without one.
+        return Response(render_ticket(request, ticket), status=status.HTTP_201_CREATED)
 
 
 class TicketDetailView(ApiView):

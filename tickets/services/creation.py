@@ -7,10 +7,11 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
-from agents.models import User
+from agents.models import Team, User
 from tickets.errors import UnknownType, ValidationFailed
 from tickets.models import (
     MAX_PRIORITY,
@@ -138,12 +139,9 @@ def ticket_create(
     fields: dict[str, list[str]] = {}
     if not isinstance(type_slug, str) or not type_slug:
         raise ValidationFailed({"type": ["This field is required."]})
-    try:
-        ticket_type = TicketType.objects.select_related("team").prefetch_related("fields").get(
-            slug=type_slug
-        )
-    except TicketType.DoesNotExist:
-        raise UnknownType(f"There is no ticket type '{type_slug}'.", fields={"type": ["Unknown ticket type."]}) from None
+    ticket_type = _ticket_type(type_slug)
+    if ticket_type is None:
+        raise UnknownType(f"There is no ticket type '{type_slug}'.", fields={"type": ["Unknown ticket type."]})
 
     title = clean_text(fields, "title", title, min_length=1, max_length=TITLE_MAX)
     description = clean_text(
@@ -193,6 +191,69 @@ def ticket_create(
     return ticket, True
 
 
+# -- ticket types, cached per process -------------------------------------------
+#
+# Creating a ticket needs its type, the type's team and the type's fields (two
+# queries and a dozen model instances). They change rarely, so each process
+# keeps the last one it loaded per slug and checks it with one indexed row:
+# the type's id and ``updated_at`` and its team's ``updated_at``. Every change
+# to a type saves the type (``ticket_type_create``/``_update`` and the admin,
+# whose inline fields are saved with it in one transaction), so a new
+# ``updated_at`` is seen by every process. In this process any save or delete
+# of a type, a field or a team also drops the cache at once.
+
+_TYPE_CACHE: dict[str, tuple[tuple[Any, ...], TicketType]] = {}
+
+
+def _types_changed(**_kwargs: Any) -> None:
+    _TYPE_CACHE.clear()
+
+
+for _model in (TicketType, TicketTypeField, Team):
+    post_save.connect(_types_changed, sender=_model, dispatch_uid=f"type-cache-{_model.__name__}")
+    post_delete.connect(_types_changed, sender=_model, dispatch_uid=f"type-cache-del-{_model.__name__}")
+
+
+def _ticket_type(slug: str) -> TicketType | None:
+    """The type (with its team and fields loaded) or None."""
+    version = (
+        TicketType.objects.filter(slug=slug)
+        .values_list("pk", "updated_at", "team_id", "team__updated_at")
+        .first()
+    )
+    if version is None:
+        return None
+    cached = _TYPE_CACHE.get(slug)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    ticket_type = (
+        TicketType.objects.select_related("team").prefetch_related("fields").filter(pk=version[0]).first()
+    )
+    if ticket_type is None:
+        return None
+    _TYPE_CACHE[slug] = (
+        (ticket_type.pk, ticket_type.updated_at, ticket_type.team_id, ticket_type.team.updated_at),
+        ticket_type,
+    )
+    return ticket_type
+
+
+def _as_stored(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` as the database gives it back (so the answer to a create equals
+    a later read). SQLite keeps the JSON text as written; PostgreSQL's jsonb
+    orders keys by length, then bytes, and a float written with an exponent
+    that is a whole number (1e+16) reads back as an integer."""
+    if connection.vendor != "postgresql":
+        return data
+    stored: dict[str, Any] = {}
+    for key in sorted(data, key=lambda k: (len(k.encode()), k.encode())):
+        value = data[key]
+        if isinstance(value, float) and value.is_integer() and "e" in repr(value):
+            value = int(value)
+        stored[key] = value
+    return stored
+
+
 def _ticket_for_key(user: User, key: str) -> Ticket | None:
     row = IdempotencyKey.objects.filter(user=user, key=key).select_related("ticket").first()
     return row.ticket if row else None
@@ -202,7 +263,7 @@ def _ticket_insert(*, by, requester, ticket_type, title, description, data, prio
     now = timezone.now()
     ticket = Ticket(
         ticket_type=ticket_type,
-        team_id=ticket_type.team_id,
+        team=ticket_type.team,
         title=title,
         description=description,
         data=data,
@@ -215,6 +276,7 @@ def _ticket_insert(*, by, requester, ticket_type, title, description, data, prio
     if ticket_type.callback:
         ticket.callback_next_at = now
         ticket.save()
+        ticket.data = _as_stored(data)
         events = [
             TicketEvent(ticket=ticket, kind=TicketEvent.Kind.CREATED, actor=by, at=now,
                         from_state="", to_state=TicketState.CALLBACK),
@@ -230,6 +292,7 @@ def _ticket_insert(*, by, requester, ticket_type, title, description, data, prio
         return ticket
     ticket.enter_pool(now=now)
     ticket.save()
+    ticket.data = _as_stored(data)
     events = TicketEvent.objects.bulk_create(
         [
             TicketEvent(ticket=ticket, kind=TicketEvent.Kind.CREATED, actor=by, at=now,
