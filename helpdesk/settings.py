@@ -207,6 +207,10 @@ ORDERLY_AWAY_GRACE_MINUTES = env_int("ORDERLY_AWAY_GRACE_MINUTES", 10)
 ORDERLY_SECONDS_PER_MINUTE = float(env_str("ORDERLY_SECONDS_PER_MINUTE", "60"))
 ORDERLY_SWEEP_BATCH = env_int("ORDERLY_SWEEP_BATCH", 500)
 ORDERLY_DISPATCH_BATCH = env_int("ORDERLY_DISPATCH_BATCH", 500)
+# A process sends at most one dispatch nudge per this many milliseconds (0: one
+# per change); what a folded nudge would have assigned waits for the next
+# dispatch or the dispatch sweep.
+ORDERLY_DISPATCH_NUDGE_COALESCE_MS = env_int("ORDERLY_DISPATCH_NUDGE_COALESCE_MS", 100)
 ORDERLY_PAGE_SIZE = env_int("ORDERLY_PAGE_SIZE", 50)
 ORDERLY_DELIVERY_ATTEMPTS = env_int("ORDERLY_DELIVERY_ATTEMPTS", 5)
 ORDERLY_DELIVERY_BACKOFF_SECONDS = env_int("ORDERLY_DELIVERY_BACKOFF_SECONDS", 10)

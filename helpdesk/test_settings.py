@@ -11,3 +11,6 @@ LOGGING = {"version": 1, "disable_existing_loggers": False}
 # Rate limits off except in the tests of rate limits (they override these).
 ORDERLY_THROTTLE_SIGNIN = "off"
 ORDERLY_THROTTLE_CREATE = "off"
+# Every change sends its own dispatch nudge (tests count them); the folding
+# is tested with an override.
+ORDERLY_DISPATCH_NUDGE_COALESCE_MS = 0

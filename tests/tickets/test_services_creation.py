@@ -102,6 +102,27 @@ def test_create_on_commit_nudges_the_dispatcher(
     assert [name for name, _ in sent_tasks] == ["tickets.dispatch"]
 
 
+def test_dispatch_nudges_in_a_burst_are_folded_into_one(
+    requester, form_type, django_capture_on_commit_callbacks, sent_tasks, settings, monkeypatch
+):
+    from tickets.services import common
+
+    settings.ORDERLY_DISPATCH_NUDGE_COALESCE_MS = 100
+    now = [1000.0]
+    monkeypatch.setattr(common.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(common, "_last_dispatch_nudge", float("-inf"))
+    for _ in range(3):  # within 100 ms: one nudge
+        with django_capture_on_commit_callbacks(execute=True):
+            create(requester, form_type)
+        now[0] += 0.02
+    assert [name for name, _ in sent_tasks] == ["tickets.dispatch"]
+    now[0] += 0.1  # the window has passed: the next creation nudges again
+    with django_capture_on_commit_callbacks(execute=True):
+        create(requester, form_type)
+    assert [name for name, _ in sent_tasks] == ["tickets.dispatch"] * 2
+    assert Ticket.objects.filter(state=TicketState.POOLED).count() == 4
+
+
 def test_create_nudges_nothing_before_commit(
     requester, form_type, django_capture_on_commit_callbacks, sent_tasks
 ):

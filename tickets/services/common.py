@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 import logging
+import time
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 
 from agents.models import Agent, User
@@ -95,11 +97,30 @@ def nudge(task, countdown: int | None = None, **kwargs: Any) -> None:
         logger.warning("could not send %s; the next sweep will do it", task.name, exc_info=True)
 
 
+_last_dispatch_nudge = float("-inf")  # time.monotonic() of this process's last one
+
+
 def on_commit_dispatch() -> None:
     """Nudge the dispatcher once this transaction commits."""
+    transaction.on_commit(_dispatch_nudge)
+
+
+def _dispatch_nudge() -> None:
+    """Send a dispatch task, unless this process sent one within the last
+    ``ORDERLY_DISPATCH_NUDGE_COALESCE_MS`` (a burst of creations then costs one
+    message to the broker, not one each). A ticket whose nudge was folded into
+    an earlier one that the dispatcher already ran is assigned by the next
+    dispatch or by the dispatch sweep (``ORDERLY_SWEEP_SECONDS``): nudges only
+    make assignment sooner, the database decides what is due."""
+    global _last_dispatch_nudge
     from tickets.tasks import dispatch_task
 
-    transaction.on_commit(lambda: nudge(dispatch_task))
+    window = settings.ORDERLY_DISPATCH_NUDGE_COALESCE_MS / 1000
+    now = time.monotonic()
+    if window > 0 and now - _last_dispatch_nudge < window:
+        return
+    _last_dispatch_nudge = now
+    nudge(dispatch_task)
 
 
 def require_role(user: User, *roles: str) -> None:
