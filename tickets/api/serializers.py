@@ -16,10 +16,15 @@ from agents.models import Agent
 from tickets.models import Notification, Ticket, TicketEvent, TicketType, TicketTypeField
 
 
+_UTC = dt_timezone.utc
+
+
 def iso(value: datetime | None) -> str | None:
     if value is None:
         return None
-    return value.astimezone(dt_timezone.utc).isoformat()
+    if value.tzinfo is _UTC:  # what the database gives back: already UTC
+        return value.isoformat()
+    return value.astimezone(_UTC).isoformat()
 
 
 def ticket_payload(ticket: Ticket, *, internal: bool = True,
@@ -54,7 +59,10 @@ def ticket_payload(ticket: Ticket, *, internal: bool = True,
         "rating": ticket.rating,
     }
     if internal:
-        payload["excluded_agents"] = sorted(u.username for u in ticket.excluded_agents.all())
+        # Prefetched (a list page): read the cache, not a related manager per ticket.
+        prefetched = getattr(ticket, "_prefetched_objects_cache", {}).get("excluded_agents")
+        agents = prefetched if prefetched is not None else ticket.excluded_agents.all()
+        payload["excluded_agents"] = sorted(u.username for u in agents)
     return payload
 
 
