@@ -159,7 +159,7 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
-ORDERLY_MAX_BODY_BYTES = 1024 * 1024
+ORDERLY_MAX_BODY_BYTES = 1024 * 1024  # API.md: bodies over 1 MiB answer 413 (fixed, not configurable)
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "orderly@localhost")
@@ -208,8 +208,8 @@ ORDERLY_SECONDS_PER_MINUTE = float(env_str("ORDERLY_SECONDS_PER_MINUTE", "60"))
 ORDERLY_SWEEP_BATCH = env_int("ORDERLY_SWEEP_BATCH", 500)
 ORDERLY_DISPATCH_BATCH = env_int("ORDERLY_DISPATCH_BATCH", 500)
 # A process sends at most one dispatch nudge per this many milliseconds (0: one
-# per change); what a folded nudge would have assigned waits for the next
-# dispatch or the dispatch sweep.
+# per change), plus one delayed to the window's end, so every change is still
+# followed by a dispatch.
 ORDERLY_DISPATCH_NUDGE_COALESCE_MS = env_int("ORDERLY_DISPATCH_NUDGE_COALESCE_MS", 100)
 ORDERLY_PAGE_SIZE = env_int("ORDERLY_PAGE_SIZE", 50)
 ORDERLY_DELIVERY_ATTEMPTS = env_int("ORDERLY_DELIVERY_ATTEMPTS", 5)

@@ -102,7 +102,7 @@ def test_create_on_commit_nudges_the_dispatcher(
     assert [name for name, _ in sent_tasks] == ["tickets.dispatch"]
 
 
-def test_dispatch_nudges_in_a_burst_are_folded_into_one(
+def test_dispatch_nudges_in_a_burst_are_folded_but_the_last_commit_is_followed(
     requester, form_type, django_capture_on_commit_callbacks, sent_tasks, settings, monkeypatch
 ):
     from tickets.services import common
@@ -111,15 +111,22 @@ def test_dispatch_nudges_in_a_burst_are_folded_into_one(
     now = [1000.0]
     monkeypatch.setattr(common.time, "monotonic", lambda: now[0])
     monkeypatch.setattr(common, "_last_dispatch_nudge", float("-inf"))
-    for _ in range(3):  # within 100 ms: one nudge
+    monkeypatch.setattr(common, "_delayed_dispatch_at", float("-inf"))
+    countdowns = []
+    real_nudge = common.nudge
+    monkeypatch.setattr(common, "nudge", lambda task, countdown=None, **kw: (
+        countdowns.append(countdown), real_nudge(task, countdown=countdown, **kw)))
+    for _ in range(3):  # within 100 ms: one now, one for the window's end
         with django_capture_on_commit_callbacks(execute=True):
             create(requester, form_type)
         now[0] += 0.02
-    assert [name for name, _ in sent_tasks] == ["tickets.dispatch"]
-    now[0] += 0.1  # the window has passed: the next creation nudges again
+    assert [name for name, _ in sent_tasks] == ["tickets.dispatch"] * 2
+    assert countdowns[0] is None and countdowns[1] == pytest.approx(0.08)
+    now[0] += 0.1  # the window has passed: the next creation nudges again, at once
     with django_capture_on_commit_callbacks(execute=True):
         create(requester, form_type)
-    assert [name for name, _ in sent_tasks] == ["tickets.dispatch"] * 2
+    assert [name for name, _ in sent_tasks] == ["tickets.dispatch"] * 3
+    assert countdowns[2] is None
     assert Ticket.objects.filter(state=TicketState.POOLED).count() == 4
 
 

@@ -98,6 +98,7 @@ def nudge(task, countdown: int | None = None, **kwargs: Any) -> None:
 
 
 _last_dispatch_nudge = float("-inf")  # time.monotonic() of this process's last one
+_delayed_dispatch_at = float("-inf")  # when this process's delayed nudge runs
 
 
 def on_commit_dispatch() -> None:
@@ -106,21 +107,28 @@ def on_commit_dispatch() -> None:
 
 
 def _dispatch_nudge() -> None:
-    """Send a dispatch task, unless this process sent one within the last
-    ``ORDERLY_DISPATCH_NUDGE_COALESCE_MS`` (a burst of creations then costs one
-    message to the broker, not one each). A ticket whose nudge was folded into
-    an earlier one that the dispatcher already ran is assigned by the next
-    dispatch or by the dispatch sweep (``ORDERLY_SWEEP_SECONDS``): nudges only
-    make assignment sooner, the database decides what is due."""
-    global _last_dispatch_nudge
+    """Send a dispatch task after a commit, at most one per
+    ``ORDERLY_DISPATCH_NUDGE_COALESCE_MS`` from this process (a burst of
+    creations then costs two messages to the broker, not one each).
+
+    Every commit is still followed by a dispatch that starts after it: within
+    the window, one delayed nudge is sent for the window's end (unless one is
+    already waiting, which then runs after this commit too), so a burst's last
+    ticket is not left for the sweep.
+    """
+    global _last_dispatch_nudge, _delayed_dispatch_at
     from tickets.tasks import dispatch_task
 
     window = settings.ORDERLY_DISPATCH_NUDGE_COALESCE_MS / 1000
     now = time.monotonic()
-    if window > 0 and now - _last_dispatch_nudge < window:
+    if window <= 0 or now - _last_dispatch_nudge >= window:
+        _last_dispatch_nudge = now
+        nudge(dispatch_task)
         return
-    _last_dispatch_nudge = now
-    nudge(dispatch_task)
+    if _delayed_dispatch_at > now:
+        return  # the waiting one runs after this commit
+    _delayed_dispatch_at = _last_dispatch_nudge + window
+    nudge(dispatch_task, countdown=_delayed_dispatch_at - now)
 
 
 def require_role(user: User, *roles: str) -> None:
