@@ -5,22 +5,17 @@ from __future__ import annotations
 from django.contrib import admin
 
 from feedback.models import Feedback
+from tickets.admin import TicketTeamScopedMixin
 
 
 @admin.register(Feedback)
-class FeedbackAdmin(admin.ModelAdmin):
+class FeedbackAdmin(TicketTeamScopedMixin, admin.ModelAdmin):
     list_display = ("id", "ticket", "requester", "resolution", "accepted", "rating", "created_at")
     list_select_related = ("ticket", "requester")
     list_filter = ("accepted", "rating")
     search_fields = ("=ticket__id", "requester__username", "comment")
     date_hierarchy = "created_at"
     ordering = ("-id",)
-
-    def get_queryset(self, request):
-        qs = super().get_queryset(request)
-        if request.user.is_superuser:
-            return qs
-        return qs.filter(ticket__team__in=request.user.teams.all())
 
     def has_add_permission(self, request) -> bool:
         return False

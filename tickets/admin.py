@@ -49,6 +49,23 @@ class ReadOnlyAdminMixin:
         return False
 
 
+class TicketTeamScopedMixin:
+    """Rows that belong to a ticket: supervisors see those of their teams."""
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        if request.user.is_superuser:
+            return qs
+        return qs.filter(ticket__team__in=request.user.teams.all())
+
+
+def can_supervise(model_admin, request) -> bool:
+    """Who may run the service-backed actions: active supervisors who see the rows."""
+    user = request.user
+    return (user.is_active and user.role == User.Role.SUPERVISOR
+            and model_admin.has_view_permission(request))
+
+
 # -- ticket types -------------------------------------------------------------------
 
 
@@ -246,10 +263,7 @@ class TicketAdmin(admin.ModelAdmin):
         return False  # the timeline and the KPIs depend on every ticket
 
     def has_supervise_permission(self, request) -> bool:
-        user = request.user
-        return user.is_active and user.role == User.Role.SUPERVISOR and self.has_view_permission(
-            request
-        )
+        return can_supervise(self, request)
 
     def _each(self, request, queryset, verb: str, call) -> None:
         done, failed = 0, 0
@@ -307,7 +321,7 @@ class TicketAdmin(admin.ModelAdmin):
 
 
 @admin.register(TicketEvent)
-class TicketEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class TicketEventAdmin(TicketTeamScopedMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("id", "at", "ticket", "kind", "actor", "from_state", "to_state")
     list_select_related = ("ticket", "actor")
     list_filter = ("kind",)
@@ -315,11 +329,6 @@ class TicketEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     date_hierarchy = "at"
     ordering = ("-id",)
 
-    def get_queryset(self, request):
-        qs = super().get_queryset(request)
-        if request.user.is_superuser:
-            return qs
-        return qs.filter(ticket__team__in=request.user.teams.all())
 
 
 @admin.register(Notification)
@@ -345,7 +354,7 @@ class IdempotencyKeyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class DeliveryAdmin(TicketTeamScopedMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Outgoing emails and webhooks with their attempts; failed ones can be
     sent again (through the same service as the API's retry)."""
 
@@ -359,17 +368,9 @@ class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     exclude = ("payload",)  # may hold what was sent; attempts and errors are what matter
     actions = ("retry_failed",)
 
-    def get_queryset(self, request):
-        qs = super().get_queryset(request)
-        if request.user.is_superuser:
-            return qs
-        return qs.filter(ticket__team__in=request.user.teams.all())
 
     def has_supervise_permission(self, request) -> bool:
-        user = request.user
-        return user.is_active and user.role == User.Role.SUPERVISOR and self.has_view_permission(
-            request
-        )
+        return can_supervise(self, request)
 
     @admin.action(description="Send selected failed deliveries again", permissions=["supervise"])
     def retry_failed(self, request, queryset):

@@ -109,3 +109,26 @@ def test_retry_action_sends_a_failed_delivery_again(admin_client, ticket):
     assert (failed.status, failed.attempts) == ("pending", 0)
     assert sent.status == "sent"
     assert "Only a failed delivery can be retried" in page.content.decode()
+
+
+def test_a_staff_supervisor_sees_only_their_teams_rows(client, supervisor, ticket, ticket_type,
+                                                       other_team, requester):
+    from django.contrib.auth.models import Permission
+
+    from tests.factories import TicketTypeFactory
+    from tickets.services.creation import ticket_create
+
+    outside_type = TicketTypeFactory(team=other_team)
+    outside, _ = ticket_create(by=requester, type_slug=outside_type.slug, title="elsewhere",
+                               data={})
+    supervisor.is_staff = True
+    supervisor.save(update_fields=["is_staff"])
+    supervisor.user_permissions.add(*Permission.objects.filter(
+        codename__in=["view_ticket", "view_ticketevent", "view_feedback", "view_delivery"]))
+    client.force_login(supervisor)
+    events = client.get(reverse("admin:tickets_ticketevent_changelist"))
+    shown = {row.ticket_id for row in events.context["cl"].result_list}
+    assert shown == {ticket.pk}
+    tickets = client.get(reverse("admin:tickets_ticket_changelist"))
+    assert {t.pk for t in tickets.context["cl"].result_list} == {ticket.pk}
+    assert outside.pk not in {t.pk for t in tickets.context["cl"].result_list}
