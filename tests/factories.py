@@ -233,3 +233,13 @@ def event_trail(ticket_or_id: Ticket | int) -> list[tuple[str, str, str]]:
     pk = ticket_or_id.pk if isinstance(ticket_or_id, Ticket) else ticket_or_id
     return list(TicketEvent.objects.filter(ticket_id=pk).order_by("id")
                 .values_list("kind", "from_state", "to_state"))
+
+
+def fresh(ticket: Ticket) -> Ticket:
+    """The ticket as stored now."""
+    return Ticket.objects.get(pk=ticket.pk)
+
+
+def agent_load(user: User) -> int:
+    """The agent's stored number of active tickets."""
+    return Agent.objects.get(user=user).active_count

@@ -1,7 +1,6 @@
 """``/api/schema/``: served without auth, valid OpenAPI 3, and true to the views."""
 from __future__ import annotations
 
-import io
 
 import pytest
 import yaml

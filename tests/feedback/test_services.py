@@ -8,17 +8,15 @@ import pytest
 from feedback.models import Feedback
 from feedback.services import ticket_feedback
 from tickets.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
-from tickets.models import Notification, Ticket, TicketEvent, TicketState
+from tickets.models import Notification, TicketEvent, TicketState
 from tickets.services.dispatch import dispatch_run
 from tickets.services.sweeps import auto_close_sweep, breach_sweep
 from tickets.services.work import ticket_cancel, ticket_resolve
 from tests.factories import TicketFactory, TicketTypeFactory, event_trail, ticket_row
 
+from tests.factories import fresh
+
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]
-
-
-def fresh(ticket: Ticket) -> Ticket:
-    return Ticket.objects.get(pk=ticket.pk)
 
 
 @pytest.fixture

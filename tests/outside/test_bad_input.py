@@ -21,9 +21,9 @@ import pytest
 from django.apps import apps
 
 from agents.models import User
-from tests.factories import TicketFactory, TicketTypeFactory, ticket_assign_to
+from tests.factories import TicketFactory, TicketTypeFactory
 from tests.outside.conftest import Api
-from tickets.models import Notification, Ticket, TicketState
+from tickets.models import Notification, Ticket
 from tickets.services.work import ticket_cancel, ticket_lock_acquire
 
 MiB = 1024 * 1024

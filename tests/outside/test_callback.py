@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.factories import TicketFactory, TicketTypeFactory
+from tests.factories import TicketFactory, TicketTypeFactory, fresh
 from tests.outside.conftest import SECRET
 from tickets.models import Notification, Ticket, TicketEvent, TicketState
 from tickets.services.callback import callback_attempt, callback_due_ids
@@ -40,10 +40,6 @@ def cb_ticket(clock, callback_type, requester, sent_tasks):
 def kinds(ticket: Ticket) -> list[str]:
     return list(TicketEvent.objects.filter(ticket=ticket).order_by("id")
                 .values_list("kind", flat=True))
-
-
-def fresh(ticket: Ticket) -> Ticket:
-    return Ticket.objects.get(pk=ticket.pk)
 
 
 def run_until_left_callback(ticket: Ticket, clock, max_rounds: int = 20) -> list[str | None]:

@@ -27,11 +27,9 @@ from tests.factories import (
     ticket_row,
 )
 
+from tests.factories import fresh
+
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]
-
-
-def fresh(ticket: Ticket) -> Ticket:
-    return Ticket.objects.get(pk=ticket.pk)
 
 
 def agent_row(user) -> Agent:

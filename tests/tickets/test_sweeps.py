@@ -30,15 +30,9 @@ from tests.factories import (
     ticket_row,
 )
 
+from tests.factories import agent_load as load, fresh
+
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]
-
-
-def fresh(ticket: Ticket) -> Ticket:
-    return Ticket.objects.get(pk=ticket.pk)
-
-
-def load(user) -> int:
-    return Agent.objects.get(user=user).active_count
 
 
 def kinds(ticket: Ticket, kind: str) -> int:

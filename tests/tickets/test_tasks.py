@@ -13,9 +13,11 @@ from django.conf import settings
 from agents.models import Agent
 from agents.services import agent_set_status
 from tickets import tasks
-from tickets.models import Ticket, TicketEvent, TicketState
+from tickets.models import TicketEvent, TicketState
 from tickets.services.work import ticket_lock_acquire
 from tests.factories import TicketFactory, TicketTypeFactory
+
+from tests.factories import fresh
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]
 
@@ -27,10 +29,6 @@ SWEEP_TASKS = [
     "tickets.auto_close_sweep",
     "tickets.callback_sweep",
 ]
-
-
-def fresh(ticket: Ticket) -> Ticket:
-    return Ticket.objects.get(pk=ticket.pk)
 
 
 def test_every_sweep_is_on_the_beat_schedule():

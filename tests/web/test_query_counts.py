@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from tests.factories import TicketFactory
 from tickets.models import Notification
 
 pytestmark = pytest.mark.django_db
